@@ -1,0 +1,202 @@
+"""The `bench` command line: run, list, make-pair, perf."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+
+from bench.errors import BenchError
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+                  help="Compare ways of carrying PEFT modules across base-model updates.")
+
+DEFAULT_METHODS = "finetune_old,finetune_new,direct_transfer,portllm,trans_peft"
+DEFAULT_TASKS = "tiny_arith,tiny_knowledge,tiny_code"
+
+
+def one_line_errors(command):
+    """Bad input: one line on stderr, exit 2, no traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except BenchError as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted: finished cells are cached; rerun to resume", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def registries():
+    import methods  # noqa: F401  (registers the methods)
+    from bench.method import METHODS
+    from bench.pairs import PAIRS
+    from tasks import TASKS
+
+    return METHODS, PAIRS, TASKS
+
+
+def parse_value(text: str):
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def collect_overrides(settings: list[str], config: Path | None, method_names: list[str]) -> dict:
+    """--config FILE and --set KEY=VALUE (KEY or METHOD.KEY) -> {"lr": 0.001, "trans_peft.p_c": 0.2}."""
+    from bench.method import METHODS
+
+    overrides: dict = {}
+    if config is not None:
+        try:
+            loaded = yaml.safe_load(config.read_text()) or {}
+        except (OSError, yaml.YAMLError) as error:
+            raise BenchError(f"cannot read config {config}: {error}") from None
+        if not isinstance(loaded, dict):
+            raise BenchError(f"config {config} must be a mapping of options (optionally under method names)")
+        for key, value in loaded.items():
+            if isinstance(value, dict):
+                overrides.update({f"{key}.{k}": v for k, v in value.items()})
+            else:
+                overrides[key] = value
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise BenchError(f"--set takes KEY=VALUE or METHOD.KEY=VALUE, got {item!r}")
+        overrides[key.strip()] = parse_value(value.strip())
+    for key in overrides:
+        scope, _, option = key.rpartition(".")
+        scopes = [scope] if scope else method_names
+        if scope:
+            METHODS.get(scope)
+        if not any(option in {f.name for f in dataclasses.fields(METHODS.get(s).recipe_class)} for s in scopes):
+            raise BenchError(f"no selected method has an option {option!r}")
+    return overrides
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise BenchError(f"--seeds takes comma-separated integers, got {text!r}") from None
+    if not seeds:
+        raise BenchError("--seeds is empty")
+    return seeds
+
+
+@app.command()
+@one_line_errors
+def run(
+    methods: Annotated[str, typer.Option(help="Comma-separated methods (bench list methods).")] = DEFAULT_METHODS,
+    pair: Annotated[str, typer.Option(help="Base-model pair (bench list pairs).")] = "tiny",
+    tasks: Annotated[str, typer.Option(help="Comma-separated tasks (bench list tasks).")] = DEFAULT_TASKS,
+    seeds: Annotated[str, typer.Option(help="Comma-separated training seeds.")] = "0",
+    set_: Annotated[list[str], typer.Option("--set", help="Recipe override KEY=VALUE or METHOD.KEY=VALUE.")] = [],  # noqa: B006
+    config: Annotated[Path | None, typer.Option(help="YAML of recipe overrides, optionally per method.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Evaluate on the first N test samples of each task.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Results JSON (default: results/<pair>-<UTC time>.json).")] = None,
+):
+    """Train, transfer and evaluate; print the leaderboard and write a results JSON."""
+    METHODS, PAIRS, TASKS = registries()
+    method_names = METHODS.parse_list(methods)
+    the_pair = PAIRS.get(pair)
+    task_objs = [TASKS.get(t)() for t in TASKS.parse_list(tasks)]
+    seed_list = parse_seeds(seeds)
+    overrides = collect_overrides(set_, config, method_names)
+    if limit is not None and limit <= 0:
+        raise BenchError("--limit must be positive")
+    out = out or Path("results") / f"{pair}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.json"
+    if out.exists():
+        raise BenchError(f"{out} exists; refusing to overwrite finished results (pass another --out)")
+
+    from bench.protocol import run_grid, write_results
+    from bench.report import leaderboard
+
+    cells = run_grid(method_names, the_pair, task_objs, seed_list, overrides, limit)
+    path = write_results(cells, the_pair, out, {"overrides": overrides, "limit": limit})
+    typer.echo(leaderboard(__import__("json").loads(path.read_text())))
+    typer.echo(f"results: {path}")
+
+
+@app.command("list")
+@one_line_errors
+def list_(what: Annotated[str, typer.Argument(help="methods | pairs | tasks")]):
+    """List registered methods, pairs or tasks."""
+    METHODS, PAIRS, TASKS = registries()
+    from bench.registry import Registry
+
+    kinds = Registry("list")
+    for name, registry in (("methods", METHODS), ("pairs", PAIRS), ("tasks", TASKS)):
+        kinds.register(name, registry)
+    registry = kinds.get(what)
+    for name in registry.names():
+        item = registry.get(name)
+        doc = getattr(item, "description", None) or (sys.modules[item.__module__].__doc__ or "").strip()
+        typer.echo(f"{name:18s} {doc.splitlines()[0] if doc else ''}")
+
+
+@app.command("make-pair")
+@one_line_errors
+def make_pair(
+    name: Annotated[str, typer.Argument(help="A tiny pair (bench list pairs).")] = "tiny",
+    ship: Annotated[bool, typer.Option(help="Also copy the checkpoints into the package (maintainers).")] = False,
+):
+    """Build (or find in the cache) a tiny pair's v0 and v1 checkpoints."""
+    _, PAIRS, _ = registries()
+    the_pair = PAIRS.get(name)
+    if not hasattr(the_pair, "spec"):
+        raise BenchError(f"{name!r} is not built locally; only tiny pairs are made by make-pair")
+    from bench.tinypair import ship as ship_dir
+
+    for version in ("old", "new"):
+        path = the_pair.base_dir(version)
+        typer.echo(f"{version}: {ship_dir(path) if ship else path}")
+
+
+@app.command()
+@one_line_errors
+def perf(
+    pair: Annotated[str, typer.Option(help="Pair whose old base is timed.")] = "tiny",
+    steps: Annotated[int, typer.Option(help="Timed steps per variant.")] = 30,
+):
+    """Step-time ratios: trans_peft / plain LoRA, and the harness loop / a bare PyTorch loop."""
+    _, PAIRS, _ = registries()
+    from bench.perf import measure_ratios
+
+    for line in measure_ratios(PAIRS.get(pair), steps):
+        typer.echo(line)
+
+
+def quiet_libraries() -> None:
+    """Keep the terminal for our progress bars and the leaderboard: library chatter goes."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)  # e.g. "pretrained model kwarg is not of type str"
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+
+
+def main():
+    quiet_libraries()
+    app()

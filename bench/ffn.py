@@ -1,0 +1,25 @@
+"""Find the FFN sub-layers of any decoder-only model, without forked modeling files."""
+
+from __future__ import annotations
+
+import torch
+
+FFN_ATTRIBUTES = ("mlp", "feed_forward")          # Llama/Qwen2/Mistral/Gemma2 | InternLM2
+DOWN_PROJECTIONS = ("down_proj", "w2", "fc2", "c_proj")  # the FFN's output projection
+
+
+def ffn_sublayers(model: torch.nn.Module) -> list[tuple[torch.nn.Module, torch.nn.Module]]:
+    """(ffn, down_projection) for every decoder layer, in order."""
+    found = []
+    for module in model.modules():
+        for attr in FFN_ATTRIBUTES:
+            ffn = getattr(module, attr, None)
+            if not isinstance(ffn, torch.nn.Module):
+                continue
+            downs = [getattr(ffn, n, None) for n in DOWN_PROJECTIONS]
+            down = next((d for d in downs if isinstance(d, torch.nn.Module)), None)
+            if down is not None:
+                found.append((ffn, down))
+    if not found:
+        raise ValueError(f"no FFN sub-layers found in {type(model).__name__}")
+    return found

@@ -1,0 +1,96 @@
+"""What a transfer method is: four answers, given in plain code by each file in methods/.
+
+1. trains_on: which base the module is trained on ("old" or "new"), or reuses: whose module it takes;
+2. recipe / peft_config(): the PEFT config and optimiser settings;
+3. during_training(model): any training-time intervention (Trans-PEFT's masking and dropping);
+4. lands_on + land(): the base it is evaluated on, and how the module lands there (adapter or merged).
+
+Everything else (loading, the training loop, caching, accounting, evaluation) is in bench/.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.errors import BenchError
+from bench.registry import Registry
+
+METHODS = Registry("method", entry_point_group="peft_transfer_bench.methods")
+ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
+ALL_LINEAR = ATTENTION + ("gate_proj", "up_proj", "down_proj")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Fine-tuning recipe. Defaults are scaled to the tiny world (papers: rank 32-64, lr 3e-4, 3 epochs)."""
+
+    rank: int = 8            # LoRA rank
+    alpha: int = 16          # LoRA alpha (scaling = alpha / rank)
+    dropout: float = 0.05    # LoRA dropout (Trans-PEFT's script uses 0.05)
+    targets: tuple[str, ...] = ATTENTION  # Trans-PEFT's math script: q, k, v, o
+    lr: float = 3e-3         # 10x the papers' 3e-4: a 1M-parameter model needs larger steps
+    schedule: str = "cosine"  # cosine | constant
+    steps: int = 200
+    batch_size: int = 16
+
+    def check(self) -> None:
+        if self.rank <= 0:
+            raise BenchError(f"rank must be a positive integer, got {self.rank}")
+        if self.lr <= 0 or self.steps <= 0 or self.batch_size <= 0:
+            raise BenchError("lr, steps and batch_size must be positive")
+        if self.schedule not in ("cosine", "constant"):
+            raise BenchError(f"schedule must be cosine or constant, got {self.schedule!r}")
+        if not 0 <= self.dropout < 1:
+            raise BenchError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+class Method:
+    name: str = ""
+    trains_on: str = "old"          # "old" | "new"
+    lands_on: str = "old"           # "old" | "new"
+    reuses: str | None = None       # name of a method whose trained module this one lands unchanged
+    recipe_class: type[Recipe] = Recipe
+    default_recipe: Recipe = Recipe()
+
+    def __init__(self, **overrides):
+        fields = {f.name: f for f in dataclasses.fields(self.recipe_class)}
+        unknown = sorted(set(overrides) - set(fields))
+        if unknown:
+            raise BenchError(f"{self.name} has no option {unknown[0]!r} (options: {', '.join(sorted(fields))})")
+        typed = {k: _coerce(k, v, getattr(self.default_recipe, k)) for k, v in overrides.items()}
+        self.recipe = dataclasses.replace(self.default_recipe, **typed)
+        self.recipe.check()
+
+    def peft_config(self):
+        from peft import LoraConfig
+
+        r = self.recipe
+        return LoraConfig(r=r.rank, lora_alpha=r.alpha, lora_dropout=r.dropout, target_modules=list(r.targets),
+                          task_type="CAUSAL_LM")
+
+    def during_training(self, model):
+        """Context manager active while the module trains; nothing by default."""
+        return nullcontext()
+
+    def land(self, module_dir: Path, target_base):
+        """Put the trained module on the target base; default: as an unmerged PEFT adapter."""
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(target_base, module_dir).eval()
+
+
+def _coerce(key: str, value, default):
+    """Give a CLI/config value the type of the option's default (targets: 'q_proj,v_proj' -> tuple)."""
+    try:
+        if isinstance(default, tuple):
+            return tuple(v.strip() for v in value.split(",")) if isinstance(value, str) else tuple(value)
+        if isinstance(default, int) and not isinstance(default, bool):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        return type(default)(value)
+    except (TypeError, ValueError):
+        raise BenchError(f"option {key} takes a {type(default).__name__}, got {value!r}") from None

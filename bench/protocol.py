@@ -1,0 +1,173 @@
+"""The shared train-and-transfer protocol: pair -> method -> trained module -> landed -> task -> cell.
+
+Every method goes through the same three steps, each cached on disk under a content key:
+  train_module(method, pair, task, seed)   the PEFT module, trained on method.trains_on's base
+  land it on method.lands_on's base        (method.land: as an adapter, or merged)
+  evaluate_cell(...)                       the task's lm-eval / evalplus scorer
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from bench.accounting import measure
+from bench.errors import BenchError
+from bench.method import METHODS, Method
+from bench.store import cached_dir, config_hash, read_json, write_json_atomic
+from bench.training import count_trainable, supervised_batches, train_loop
+
+
+@dataclass
+class Cell:
+    """One (method, task, seed) result, with everything needed to trust and compare it."""
+
+    method: str
+    task: str
+    seed: int
+    score: float
+    metric: str
+    n: int
+    trained_on: str
+    evaluated_on: str
+    base_versions: dict
+    module_key: str
+    module_from: str        # the method that trained the module (direct_transfer: finetune_old)
+    config_hash: str
+    train_wall_s: float
+    eval_wall_s: float
+    peak_mem_mb: float
+    memory_kind: str
+    device: str
+    trainable_params: int
+    train_tokens: int
+    samples: list = field(default_factory=list)
+
+
+def build_method(name: str, overrides: dict | None = None) -> Method:
+    """Instantiate a registered method with recipe overrides: {"lr": 1e-3} or {"trans_peft.p_c": 0.2}."""
+    cls = METHODS.get(name)
+    mine = {}
+    fields = {f.name for f in dataclasses.fields(cls.recipe_class)}
+    for key, value in (overrides or {}).items():
+        scope, _, option = key.rpartition(".")
+        if scope == name or (not scope and option in fields):
+            mine[option] = value
+    return cls(**mine)
+
+
+def module_source(method: Method, overrides: dict | None) -> Method:
+    return build_method(method.reuses, overrides) if method.reuses else method
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_base(pair, version: str):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = pair.base_dir(version)
+    trust = getattr(pair, "trust_remote_code", False)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    dtype = getattr(pair, "dtype", torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust, use_safetensors=True)
+    return model.to(device()).eval(), tokenizer
+
+
+def encode_examples(tokenizer, examples: list[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
+    """Tokenize prompt+answer together (as the model will see it); the answer is the loss region."""
+    encoded = []
+    for prompt, answer in examples:
+        n_prompt = len(tokenizer(prompt)["input_ids"])
+        full = tokenizer(prompt + answer)["input_ids"] + [tokenizer.eos_token_id]
+        encoded.append((full[:n_prompt], full[n_prompt:]))
+    return encoded
+
+
+def module_key(method: Method, pair, task, seed: int) -> str:
+    recipe = dataclasses.asdict(method.recipe) | {"recipe": type(method.recipe).__name__}
+    return config_hash({"base": pair.version_id(method.trains_on), "task": task.name, "recipe": recipe, "seed": seed})
+
+
+def train_module(method: Method, pair, task, seed: int) -> tuple[Path, dict]:
+    """Train (or reuse from the cache) `method`'s module for `task`; returns its directory and metadata."""
+    from peft import get_peft_model
+
+    key = module_key(method, pair, task, seed)
+
+    def build(out: Path):
+        model, tokenizer = load_base(pair, method.trains_on)
+        torch.manual_seed(seed)
+        model = get_peft_model(model, method.peft_config())
+        examples = encode_examples(tokenizer, task.train_examples(pair, method.trains_on))
+        batches = supervised_batches(examples, method.recipe.batch_size, tokenizer.pad_token_id, seed)
+        batches = ({k: v.to(device()) for k, v in b.items()} for b in batches)
+        with measure() as cost, method.during_training(model):
+            stats = train_loop(model, batches, method.recipe.steps, method.recipe.lr, method.recipe.schedule,
+                               description=f"training {method.name} on {task.name}")
+        model.save_pretrained(out, safe_serialization=True)
+        meta = {"method": method.name, "task": task.name, "seed": seed, "trained_on": method.trains_on,
+                "base": pair.version_id(method.trains_on), "recipe": dataclasses.asdict(method.recipe),
+                "trainable_params": count_trainable(model), **stats, "cost": dataclasses.asdict(cost)}
+        (out / "module.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+
+    path = cached_dir("modules", key, build)
+    return path, read_json(path / "module.json")
+
+
+def evaluate_cell(method: Method, pair, task, seed: int, limit: int | None, overrides: dict | None) -> Cell:
+    source = module_source(method, overrides)
+    module_dir, meta = train_module(source, pair, task, seed)
+    target = pair.version_id(method.lands_on)
+    eval_key = config_hash({"module": module_dir.name, "land": method.name, "target": target,
+                            "task": task.name, "limit": limit})
+
+    def build(out: Path):
+        base, tokenizer = load_base(pair, method.lands_on)
+        with measure() as cost:
+            model = method.land(module_dir, base)
+            score = task.evaluate(model, tokenizer, pair, method.lands_on, limit=limit)
+        (out / "eval.json").write_text(json.dumps({"score": dataclasses.asdict(score),
+                                                   "cost": dataclasses.asdict(cost)}, sort_keys=True))
+
+    result = read_json(cached_dir("evals", eval_key, build) / "eval.json")
+    score, eval_cost, train_cost = result["score"], result["cost"], meta["cost"]
+    trained_here = source is method
+    return Cell(
+        method=method.name, task=task.name, seed=seed, score=score["score"], metric=score["metric"], n=score["n"],
+        trained_on=source.trains_on, evaluated_on=method.lands_on,
+        base_versions={"old": pair.version_id("old"), "new": pair.version_id("new")},
+        module_key=module_dir.name, module_from=source.name,
+        config_hash=config_hash(dataclasses.asdict(method.recipe)),
+        train_wall_s=train_cost["wall_s"] if trained_here else 0.0,
+        eval_wall_s=eval_cost["wall_s"],
+        peak_mem_mb=max(train_cost["peak_mem_mb"] if trained_here else 0.0, eval_cost["peak_mem_mb"]),
+        memory_kind=eval_cost["memory_kind"], device=eval_cost["device"],
+        trainable_params=meta["trainable_params"], train_tokens=meta["train_tokens"] if trained_here else 0,
+        samples=score["samples"],
+    )
+
+
+def run_grid(methods: list[str], pair, tasks: list, seeds: list[int], overrides: dict | None = None,
+             limit: int | None = None) -> list[Cell]:
+    built = [build_method(m, overrides) for m in methods]  # all recipes checked before any training
+    cells = []
+    for seed in seeds:
+        for task in tasks:
+            for method in built:
+                cells.append(evaluate_cell(method, pair, task, seed, limit, overrides))
+    return cells
+
+
+def write_results(cells: list[Cell], pair, path: Path, extra: dict | None = None) -> Path:
+    if path.exists():
+        raise BenchError(f"{path} exists; refusing to overwrite finished results (pass another --out)")
+    write_json_atomic(path, {"pair": pair.name, "cells": [dataclasses.asdict(c) for c in cells], **(extra or {})})
+    return path

@@ -1,0 +1,10 @@
+"""Fine-tune_n: re-tuning on the new base. The ideal, and the cost every transfer method avoids."""
+
+from bench.method import METHODS, Method
+
+
+@METHODS.register("finetune_new")
+class FinetuneNew(Method):
+    name = "finetune_new"
+    trains_on = "new"
+    lands_on = "new"

@@ -1,0 +1,83 @@
+"""Trans-PEFT: while fine-tuning on the old base, mask and drop FFN knowledge; land unchanged on the new base.
+
+During training only (never at evaluation), for each FFN sub-layer:
+  masking:  h = act(gate(x)) * up(x);  h = h * m,  m ~ Bernoulli(1 - p_i) elementwise, no rescale; then down(h)
+  dropping: with probability p_c per layer per forward the whole FFN sub-layer is skipped (not computed):
+            the residual stream passes through unchanged.
+Defaults: p_c = 0.1 (the public math script), p_i = 0.05 (middle of the paper's math/code grid).
+"""
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+
+from bench.errors import BenchError
+from bench.ffn import ffn_sublayers
+from bench.method import METHODS, Method, Recipe
+
+
+@dataclass(frozen=True)
+class TransPEFTRecipe(Recipe):
+    p_c: float = 0.1   # cross-layer knowledge dropping: P(skip an FFN sub-layer) per layer per forward
+    p_i: float = 0.05  # intra-layer knowledge masking: P(zero an FFN intermediate activation)
+
+    def check(self) -> None:
+        super().check()
+        for name in ("p_c", "p_i"):
+            value = getattr(self, name)
+            if not 0 <= value < 1:
+                raise BenchError(f"{name} must be in [0, 1), got {value}")
+
+
+@METHODS.register("trans_peft")
+class TransPEFT(Method):
+    name = "trans_peft"
+    trains_on = "old"
+    lands_on = "new"  # as an adapter, unchanged
+    recipe_class = TransPEFTRecipe
+    default_recipe = TransPEFTRecipe()
+
+    def during_training(self, model):
+        return knowledge_masking_and_dropping(model, self.recipe.p_i, self.recipe.p_c)
+
+
+@contextmanager
+def knowledge_masking_and_dropping(model: torch.nn.Module, p_i: float, p_c: float):
+    """Patch every FFN sub-layer of `model` for the duration; active only while module.training is True."""
+    handles, originals = [], []
+    for ffn, down in ffn_sublayers(model):
+        if p_i > 0:
+            handles.append(down.register_forward_pre_hook(_mask_input(p_i)))
+        if p_c > 0:
+            originals.append((ffn, ffn.__dict__.get("forward")))  # usually None: the class's forward
+            ffn.forward = _droppable(ffn, ffn.forward, p_c)
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        for ffn, instance_forward in originals:
+            if instance_forward is None:
+                del ffn.forward
+            else:
+                ffn.forward = instance_forward
+
+
+def _mask_input(p_i: float):
+    def hook(module, args):
+        if not module.training:
+            return None
+        h = args[0]
+        return (h * (torch.rand_like(h) >= p_i).to(h.dtype),) + args[1:]
+
+    return hook
+
+
+def _droppable(ffn: torch.nn.Module, forward, p_c: float):
+    def maybe_skipped(hidden_states, *args, **kwargs):
+        if ffn.training and torch.rand(()) < p_c:
+            return torch.zeros_like(hidden_states)  # skipped: residual + 0, no FFN compute at all
+        return forward(hidden_states, *args, **kwargs)
+
+    return maybe_skipped

@@ -1,0 +1,33 @@
+"""What a task is to the protocol: training examples for a base version, and a scorer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bench.registry import Registry
+
+TASKS = Registry("task", entry_point_group="peft_transfer_bench.tasks")
+
+
+@dataclass
+class TaskScore:
+    """One task's result: the headline score (0-100) and per-sample correctness for paired tests."""
+
+    task: str
+    metric: str
+    score: float
+    n: int
+    samples: list[dict] = field(default_factory=list)  # {"id": ..., "correct": 0/1, ...}
+
+
+class Task:
+    name: str
+    metric: str
+
+    def train_examples(self, pair, version: str) -> list[tuple[str, str]]:
+        """(prompt, answer) pairs for fine-tuning a module on `pair`'s `version` ("old"/"new") base."""
+        raise NotImplementedError
+
+    def evaluate(self, model, tokenizer, pair, version: str, limit: int | None = None) -> TaskScore:
+        """Score `model` (a base with a module landed on it) against `pair`'s `version` world."""
+        raise NotImplementedError

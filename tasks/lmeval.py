@@ -1,0 +1,48 @@
+"""Score an in-memory model with lm-eval (EleutherAI lm-evaluation-harness)."""
+
+from __future__ import annotations
+
+import torch
+
+from tasks.base import TaskScore
+
+
+def run_lmeval(model, tokenizer, task_config: dict, batch_size: int = 32, limit: int | None = None) -> TaskScore:
+    """Run one lm-eval task config (a YAML dict) on an in-memory model (a PeftModel too)."""
+    from lm_eval.models.huggingface import HFLM
+
+    device = next(model.parameters()).device
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=str(device),
+              max_length=tokenizer.model_max_length)
+    return score_with_lmeval(lm, task_config, limit)
+
+
+def score_with_lmeval(lm, task_config: dict, limit: int | None = None) -> TaskScore:
+    """Score any lm-eval LM on one task config; returns its main metric x 100 and per-sample results."""
+    from lm_eval.evaluator import evaluate
+    from lm_eval.tasks import TaskManager, get_task_dict
+
+    # evaluate() rather than simple_evaluate(): the latter also collects environment info
+    # (pip, nvidia-smi, git) on every call, seconds of work per cell that a grid repeats.
+    task_dict = get_task_dict([task_config], TaskManager(include_defaults=False))
+    with torch.no_grad():
+        out = evaluate(lm=lm, task_dict=task_dict, limit=limit, log_samples=True, bootstrap_iters=0,
+                       verbosity="WARNING")
+    name = task_config["task"]
+    metric = task_config["metric_list"][0]["metric"]
+    filter_name = task_config["filter_list"][0]["name"] if task_config.get("filter_list") else "none"
+    value = out["results"][name][f"{metric},{filter_name}"]
+    samples = [
+        {"id": s["doc_id"], "correct": float(s[metric]), "response": _response(s)}
+        for s in out["samples"][name]
+        if s.get("filter", filter_name) == filter_name
+    ]
+    samples.sort(key=lambda s: s["id"])
+    return TaskScore(task=name, metric=metric, score=100.0 * value, n=len(samples), samples=samples)
+
+
+def _response(sample: dict):
+    resp = sample.get("filtered_resps")
+    if isinstance(resp, list) and resp and isinstance(resp[0], str):
+        return resp[0]
+    return None  # loglikelihood tasks: the choice scores are not worth storing
