@@ -123,12 +123,13 @@ def run(
     if out.exists():
         raise BenchError(f"{out} exists; refusing to overwrite finished results (pass another --out)")
 
-    from bench.protocol import run_grid, write_results
+    from bench.protocol import run_grid
     from bench.report import leaderboard
+    from bench.results import load_results, write_results
 
     cells = run_grid(method_names, the_pair, task_objs, seed_list, overrides, limit)
     path = write_results(cells, the_pair, out, {"overrides": overrides, "limit": limit})
-    typer.echo(leaderboard(__import__("json").loads(path.read_text())))
+    typer.echo(leaderboard(load_results(path)))
     typer.echo(f"results: {path}")
 
 

@@ -16,9 +16,8 @@ from pathlib import Path
 import torch
 
 from bench.accounting import measure
-from bench.errors import BenchError
 from bench.method import METHODS, Method
-from bench.store import cached_dir, config_hash, read_json, write_json_atomic
+from bench.store import cached_dir, config_hash, read_json
 from bench.training import count_trainable, supervised_batches, train_loop
 
 
@@ -165,9 +164,3 @@ def run_grid(methods: list[str], pair, tasks: list, seeds: list[int], overrides:
                 cells.append(evaluate_cell(method, pair, task, seed, limit, overrides))
     return cells
 
-
-def write_results(cells: list[Cell], pair, path: Path, extra: dict | None = None) -> Path:
-    if path.exists():
-        raise BenchError(f"{path} exists; refusing to overwrite finished results (pass another --out)")
-    write_json_atomic(path, {"pair": pair.name, "cells": [dataclasses.asdict(c) for c in cells], **(extra or {})})
-    return path

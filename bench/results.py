@@ -1,0 +1,44 @@
+"""Results on disk: <name>.json holds what the run measured (deterministic for a seed on one machine);
+<name>.costs.json beside it holds wall times, memory and device, which vary run to run."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from bench.errors import BenchError
+from bench.store import read_json, write_json_atomic
+
+COST_FIELDS = ("train_wall_s", "eval_wall_s", "peak_mem_mb", "memory_kind", "device")
+
+
+def costs_path(path: Path) -> Path:
+    return Path(path).with_suffix(".costs.json")
+
+
+def write_results(cells: list, pair, path: Path, extra: dict | None = None) -> Path:
+    path = Path(path)
+    if path.exists():
+        raise BenchError(f"{path} exists; refusing to overwrite finished results (pass another --out)")
+    rows = [dataclasses.asdict(c) for c in cells]
+    scores = [{k: v for k, v in row.items() if k not in COST_FIELDS} for row in rows]
+    costs = [{k: row[k] for k in ("method", "task", "seed", *COST_FIELDS)} for row in rows]
+    write_json_atomic(costs_path(path), {"costs": costs})
+    write_json_atomic(path, {"pair": pair.name, "cells": scores, **(extra or {})})
+    return path
+
+
+def load_results(path: Path) -> dict:
+    """The results with each cell's costs merged back in (zeros where the costs file is missing)."""
+    try:
+        results = read_json(path)
+    except (OSError, ValueError) as error:
+        raise BenchError(f"cannot read results {path}: {error}") from None
+    costs = {}
+    if costs_path(path).exists():
+        costs = {(c["method"], c["task"], c["seed"]): c for c in read_json(costs_path(path))["costs"]}
+    blank = {"train_wall_s": 0.0, "eval_wall_s": 0.0, "peak_mem_mb": 0.0, "memory_kind": "", "device": "?"}
+    for cell in results["cells"]:
+        cost = costs.get((cell["method"], cell["task"], cell["seed"]), blank)
+        cell.update({k: cost[k] for k in COST_FIELDS})
+    return results
