@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -199,5 +200,7 @@ def quiet_libraries() -> None:
 
 
 def main():
+    # Library tqdm bars that take no explicit `disable` (lm-eval's request building); read at tqdm's import.
+    os.environ.setdefault("TQDM_DISABLE", "1")
     quiet_libraries()
     app()

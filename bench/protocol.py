@@ -17,6 +17,7 @@ import torch
 
 from bench.accounting import measure
 from bench.method import METHODS, Method
+from bench.progress import progress_bar
 from bench.store import cached_dir, config_hash, read_json
 from bench.training import count_trainable, supervised_batches, train_loop
 
@@ -158,9 +159,11 @@ def run_grid(methods: list[str], pair, tasks: list, seeds: list[int], overrides:
              limit: int | None = None) -> list[Cell]:
     built = [build_method(m, overrides) for m in methods]  # all recipes checked before any training
     cells = []
-    for seed in seeds:
-        for task in tasks:
-            for method in built:
-                cells.append(evaluate_cell(method, pair, task, seed, limit, overrides))
+    with progress_bar(f"{pair.name}: cells", len(seeds) * len(tasks) * len(built)) as advance:
+        for seed in seeds:
+            for task in tasks:
+                for method in built:
+                    cells.append(evaluate_cell(method, pair, task, seed, limit, overrides))
+                    advance(done=f"{method.name}/{task.name}/seed{seed}")
     return cells
 

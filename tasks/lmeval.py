@@ -9,10 +9,8 @@ from tasks.base import TaskScore
 
 def run_lmeval(model, tokenizer, task_config: dict, batch_size: int = 32, limit: int | None = None) -> TaskScore:
     """Run one lm-eval task config (a YAML dict) on an in-memory model (a PeftModel too)."""
-    from lm_eval.models.huggingface import HFLM
-
     device = next(model.parameters()).device
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=str(device),
+    lm = _quiet_hflm()(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=str(device),
               max_length=tokenizer.model_max_length)
     return score_with_lmeval(lm, task_config, limit)
 
@@ -46,3 +44,17 @@ def _response(sample: dict):
     if isinstance(resp, list) and resp and isinstance(resp[0], str):
         return resp[0]
     return None  # loglikelihood tasks: the choice scores are not worth storing
+
+
+def _quiet_hflm():
+    """HFLM without its per-request tqdm bars: the harness shows one rich bar over the grid instead."""
+    from lm_eval.models.huggingface import HFLM
+
+    class QuietHFLM(HFLM):
+        def loglikelihood(self, requests, disable_tqdm: bool = False):
+            return super().loglikelihood(requests, disable_tqdm=True)
+
+        def generate_until(self, requests, disable_tqdm: bool = False):
+            return super().generate_until(requests, disable_tqdm=True)
+
+    return QuietHFLM
