@@ -22,8 +22,8 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "peft-transfer-bench")
 
 
-def config_hash(config) -> str:
-    blob = json.dumps({"config": config, "code": CODE_VERSION}, sort_keys=True, default=str)
+def config_hash(config, code_version: str = CODE_VERSION) -> str:
+    blob = json.dumps({"config": config, "code": code_version}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -100,9 +100,9 @@ class World:
         if version >= 1:
             fresh = [k for k in keys if self.facts(0).get(k) != facts[k]]
             keys = keys + fresh * 3  # the update is mostly about what changed
-        mix = [("fact", 0.4), ("arith", 0.25), ("story", 0.1), ("code", 0.1), ("filler", 0.15)]
+        mix = [("fact", 0.45), ("arith", 0.2), ("story", 0.1), ("code", 0.1), ("filler", 0.15)]
         if version >= 1:
-            mix = [("fact", 0.3), ("arith", 0.35), ("story", 0.1), ("code", 0.1), ("filler", 0.15)]
+            mix = [("fact", 0.35), ("arith", 0.3), ("story", 0.1), ("code", 0.1), ("filler", 0.15)]
         kinds, weights = zip(*mix)
         docs = []
         for _ in range(n_docs):

@@ -80,3 +80,10 @@ def test_list_shows_every_registered_name():
     assert "tiny-severe" in runner.invoke(app, ["list", "pairs"]).stdout
     bad = runner.invoke(app, ["list", "metods"])
     assert bad.exit_code == 2 and "did you mean 'methods'" in bad.stderr
+
+
+def test_perf_reports_both_ratios_measured_in_one_run(micro_pair):
+    result = runner.invoke(app, ["perf", "--pair", "micro", "--steps", "5"])
+    assert result.exit_code == 0, result.output
+    ratios = [float(line.split(": ")[1].split()[0]) for line in result.stdout.splitlines() if "step time:" in line]
+    assert len(ratios) == 2 and all(0 < r < 10 for r in ratios)
