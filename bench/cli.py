@@ -67,8 +67,10 @@ def collect_overrides(settings: list[str], config: Path | None, method_names: li
     if config is not None:
         try:
             loaded = yaml.safe_load(config.read_text()) or {}
-        except (OSError, yaml.YAMLError) as error:
-            raise BenchError(f"cannot read config {config}: {error}") from None
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+            from bench.store import one_line
+
+            raise BenchError(f"cannot read config {config}: {one_line(error)}") from None
         if not isinstance(loaded, dict):
             raise BenchError(f"config {config} must be a mapping of options (optionally under method names)")
         for key, value in loaded.items():

@@ -72,17 +72,17 @@ def load_base(pair, version: str):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = pair.base_dir(version)
-    trust = getattr(pair, "trust_remote_code", False)
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    trust = getattr(pair, "trust_remote_code", False)  # only a pair that declares it runs a checkpoint's code
     dtype = getattr(pair, "dtype", torch.float32)
     try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust,
-                                                     use_safetensors=True)
+                                                     use_safetensors=True)  # never a pickled checkpoint
     except (OSError, ValueError) as error:  # missing offline, no safetensors, undeclared remote code
         raise BenchError(f"cannot load the {version} base of pair {pair.name!r} from {path}: "
                          f"{one_line(error)}") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
     return model.to(device()).eval(), tokenizer
 
 

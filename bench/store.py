@@ -77,7 +77,10 @@ def cached_dir(kind: str, key: str, build: Callable[[Path], None]) -> Path:
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=final.parent))
         try:
             build(tmp)
-            os.replace(tmp, final)
+            try:
+                os.replace(tmp, final)
+            except OSError as error:
+                raise BenchError(f"cannot store {final}: {one_line(error)}") from None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return final
