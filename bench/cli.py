@@ -32,6 +32,9 @@ def one_line_errors(command):
         except BenchError as error:
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(2) from None
+        except OSError as error:  # disk full, permissions, ...: what failed is in the message
+            typer.echo(f"error: {' '.join(str(error).split())}", err=True)
+            raise typer.Exit(2) from None
         except KeyboardInterrupt:
             typer.echo("interrupted: finished cells are cached; rerun to resume", err=True)
             raise typer.Exit(130) from None
@@ -65,8 +68,10 @@ def collect_overrides(settings: list[str], config: Path | None, method_names: li
     if config is not None:
         try:
             loaded = yaml.safe_load(config.read_text()) or {}
-        except (OSError, yaml.YAMLError) as error:
-            raise BenchError(f"cannot read config {config}: {error}") from None
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+            from bench.store import one_line
+
+            raise BenchError(f"cannot read config {config}: {one_line(error)}") from None
         if not isinstance(loaded, dict):
             raise BenchError(f"config {config} must be a mapping of options (optionally under method names)")
         for key, value in loaded.items():
@@ -120,16 +125,18 @@ def run(
     overrides = collect_overrides(set_, config, method_names)
     if limit is not None and limit <= 0:
         raise BenchError("--limit must be positive")
+    default_out = out is None
     out = out or Path("results") / f"{pair}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.json"
     if out.exists():
         raise BenchError(f"{out} exists; refusing to overwrite finished results (pass another --out)")
 
     from bench.protocol import run_grid
     from bench.report import leaderboard
-    from bench.results import load_results, write_results
+    from bench.results import check_writable, load_results, write_results
 
+    check_writable(out)
     cells = run_grid(method_names, the_pair, task_objs, seed_list, overrides, limit)
-    path = write_results(cells, the_pair, out, {"overrides": overrides, "limit": limit})
+    path = write_results(cells, the_pair, out, {"overrides": overrides, "limit": limit}, pick_free_name=default_out)
     typer.echo(leaderboard(load_results(path)))
     typer.echo(f"results: {path}")
 

@@ -16,9 +16,10 @@ from pathlib import Path
 import torch
 
 from bench.accounting import measure
+from bench.errors import BenchError
 from bench.method import METHODS, Method
 from bench.progress import progress_bar
-from bench.store import cached_dir, config_hash, read_json
+from bench.store import cached_dir, config_hash, data_hash, one_line, read_artifact_json
 from bench.training import count_trainable, supervised_batches, train_loop
 
 
@@ -72,12 +73,17 @@ def load_base(pair, version: str):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = pair.base_dir(version)
-    trust = getattr(pair, "trust_remote_code", False)
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust)
+    trust = getattr(pair, "trust_remote_code", False)  # only a pair that declares it runs a checkpoint's code
+    dtype = getattr(pair, "dtype", torch.float32)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust,
+                                                     use_safetensors=True)  # never a pickled checkpoint
+    except (OSError, ValueError) as error:  # missing offline, no safetensors, undeclared remote code
+        raise BenchError(f"cannot load the {version} base of pair {pair.name!r} from {path}: "
+                         f"{one_line(error)}") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    dtype = getattr(pair, "dtype", torch.float32)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust, use_safetensors=True)
     return model.to(device()).eval(), tokenizer
 
 
@@ -91,9 +97,37 @@ def encode_examples(tokenizer, examples: list[tuple[str, str]]) -> list[tuple[li
     return encoded
 
 
+def train_data_hash(task, pair, version: str) -> str:
+    """What the module trains on: the task's own data hash if it offers a cheap one, else its examples'."""
+    custom = getattr(task, "data_hash", None)
+    return custom(pair, version) if custom else data_hash(task.train_examples(pair, version))
+
+
 def module_key(method: Method, pair, task, seed: int) -> str:
     recipe = dataclasses.asdict(method.recipe) | {"recipe": type(method.recipe).__name__}
-    return config_hash({"base": pair.version_id(method.trains_on), "task": task.name, "recipe": recipe, "seed": seed})
+    return config_hash({"base": pair.version_id(method.trains_on), "task": task.name, "recipe": recipe, "seed": seed,
+                        "data": train_data_hash(task, pair, method.trains_on)})
+
+
+def check_module(module_dir: Path, meta: dict, expected_base: str) -> None:
+    """Refuse a cached module that cannot be trusted: damaged, pickled, or trained on another base."""
+    from safetensors import safe_open
+
+    weights = module_dir / "adapter_model.safetensors"
+    if not weights.exists():
+        pickled = sorted(p.name for p in module_dir.glob("*.bin")) + sorted(p.name for p in module_dir.glob("*.pt"))
+        found = f" (found {', '.join(pickled)}: pickle files are never loaded)" if pickled else ""
+        raise BenchError(f"module {module_dir} has no adapter_model.safetensors{found}; delete {module_dir} "
+                         "and rerun to retrain it")
+    try:
+        with safe_open(str(weights), framework="pt") as handle:  # reads the header; no pickle involved
+            handle.keys()
+    except Exception as error:  # safetensors raises its own SafetensorError for a damaged header
+        raise BenchError(f"module file {weights} is damaged ({one_line(error)}); delete {module_dir} "
+                         "and rerun to retrain it") from None
+    if meta.get("base") != expected_base:
+        raise BenchError(f"module {module_dir} was trained on base {meta.get('base')!r}, not {expected_base!r} "
+                         f"(another model or architecture); delete {module_dir} and rerun to retrain it")
 
 
 def train_module(method: Method, pair, task, seed: int) -> tuple[Path, dict]:
@@ -119,7 +153,9 @@ def train_module(method: Method, pair, task, seed: int) -> tuple[Path, dict]:
         (out / "module.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
 
     path = cached_dir("modules", key, build)
-    return path, read_json(path / "module.json")
+    meta = read_artifact_json(path / "module.json")
+    check_module(path, meta, pair.version_id(method.trains_on))
+    return path, meta
 
 
 def evaluate_cell(method: Method, pair, task, seed: int, limit: int | None, overrides: dict | None) -> Cell:
@@ -132,12 +168,16 @@ def evaluate_cell(method: Method, pair, task, seed: int, limit: int | None, over
     def build(out: Path):
         base, tokenizer = load_base(pair, method.lands_on)
         with measure() as cost:
-            model = method.land(module_dir, base)
+            try:
+                model = method.land(module_dir, base)
+            except (RuntimeError, ValueError, KeyError) as error:  # e.g. shape mismatch: another architecture
+                raise BenchError(f"module {module_dir} does not fit the {method.lands_on} base of {pair.name!r}: "
+                                 f"{one_line(error)}") from None
             score = task.evaluate(model, tokenizer, pair, method.lands_on, limit=limit)
         (out / "eval.json").write_text(json.dumps({"score": dataclasses.asdict(score),
                                                    "cost": dataclasses.asdict(cost)}, sort_keys=True))
 
-    result = read_json(cached_dir("evals", eval_key, build) / "eval.json")
+    result = read_artifact_json(cached_dir("evals", eval_key, build) / "eval.json")
     score, eval_cost, train_cost = result["score"], result["cost"], meta["cost"]
     trained_here = source is method
     return Cell(

@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from bench.errors import BenchError
-from bench.store import read_json, write_json_atomic
+from bench.store import file_lock, one_line, read_json, write_json_atomic
 
 COST_FIELDS = ("train_wall_s", "eval_wall_s", "peak_mem_mb", "memory_kind", "device")
 
@@ -16,16 +16,40 @@ def costs_path(path: Path) -> Path:
     return Path(path).with_suffix(".costs.json")
 
 
-def write_results(cells: list, pair, path: Path, extra: dict | None = None) -> Path:
+def write_results(cells: list, pair, path: Path, extra: dict | None = None, pick_free_name: bool = False) -> Path:
+    """Write <path> and its costs file, never over finished results.
+
+    Runs sharing a results directory serialise here on its lock file, so two runs that chose the
+    same name cannot overwrite each other: with pick_free_name (a default, timestamped name) the
+    later one takes <stem>-2.json, otherwise it stops with an error (its cells stay cached).
+    """
     path = Path(path)
-    if path.exists():
-        raise BenchError(f"{path} exists; refusing to overwrite finished results (pass another --out)")
     rows = [dataclasses.asdict(c) for c in cells]
     scores = [{k: v for k, v in row.items() if k not in COST_FIELDS} for row in rows]
     costs = [{k: row[k] for k in ("method", "task", "seed", *COST_FIELDS)} for row in rows]
-    write_json_atomic(costs_path(path), {"costs": costs})
-    write_json_atomic(path, {"pair": pair.name, "cells": scores, **(extra or {})})
+    try:
+        with file_lock(path.parent / ".bench-results.lock"):
+            if path.exists() and pick_free_name:
+                path = next(p for i in range(2, 10_000) if not (p := path.with_name(f"{path.stem}-{i}.json")).exists())
+            if path.exists():
+                raise BenchError(f"{path} exists; refusing to overwrite finished results (pass another --out)")
+            write_json_atomic(costs_path(path), {"costs": costs})
+            write_json_atomic(path, {"pair": pair.name, "cells": scores, **(extra or {})})
+    except OSError as error:
+        raise BenchError(f"cannot write results {path}: {one_line(error)} (finished cells are cached: "
+                         "rerun with a writable --out to write them)") from None
     return path
+
+
+def check_writable(path: Path) -> None:
+    """Fail before any training if the results file could not be written at the end."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with file_lock(path.parent / ".bench-results.lock"):
+            pass
+    except OSError as error:
+        raise BenchError(f"results directory {path.parent} is not writable: {one_line(error)}") from None
 
 
 def load_results(path: Path) -> dict:

@@ -127,7 +127,7 @@ def build_v1(spec: TinyPairSpec) -> Path:
 
     def build(out: Path):
         tokenizer = PreTrainedTokenizerFast.from_pretrained(v0_dir)
-        model = AutoModelForCausalLM.from_pretrained(v0_dir)
+        model = AutoModelForCausalLM.from_pretrained(v0_dir, use_safetensors=True)
         update = spec.update
         if update.kind == "lora-merged":
             from peft import LoraConfig, get_peft_model

@@ -47,7 +47,12 @@ class TinyLmEvalTask(Task):
             docs = self.test_docs(world, v)
             (out / "test.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
 
-        return cached_dir("data", key, build) / "test.jsonl"
+        path = cached_dir("data", key, build) / "test.jsonl"
+        if not path.is_file():  # lm-eval's own error for a missing data file is a page of traceback
+            from bench.errors import BenchError
+
+            raise BenchError(f"task data {path} is missing; delete {path.parent} and rerun to regenerate it")
+        return path
 
     def lmeval_config(self, pair, version: str) -> dict:
         config = yaml.safe_load((HERE / f"{self.name}.yaml").read_text())

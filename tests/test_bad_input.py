@@ -1,0 +1,369 @@
+"""The bad-input matrix: every case is one line on stderr, exit 2, and nothing already computed changes.
+
+tests/test_cli.py covers the first misspellings and out-of-range options; this file extends the matrix to
+recipes, config files, pairs that cannot be loaded, a damaged or foreign cache, and a results directory
+that cannot be written (unwritable, disk full).
+"""
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import bench.protocol as protocol
+import bench.store as store
+from bench.cli import app
+from bench.pairs import PAIRS
+from bench.store import CACHE_ENV, cache_dir
+
+FAST = ["--pair", "micro", "--set", "steps=4", "--set", "batch_size=4", "--tasks", "tiny_knowledge"]
+runner = CliRunner()
+
+
+def snapshot(*folders: Path) -> dict[str, str]:
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+            for folder in folders for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def populated_cache(micro_pair, tmp_path_factory) -> Path:
+    """A cache holding the micro pair, finetune_old's tiny_knowledge module and its two evaluations."""
+    from bench.cli import quiet_libraries
+
+    quiet_libraries()  # as `bench` does: no library progress bars on stderr
+    cache = tmp_path_factory.mktemp("populated") / "cache"
+    shutil.copytree(cache_dir() / "pairs", cache / "pairs")
+    old = os.environ[CACHE_ENV]
+    os.environ[CACHE_ENV] = str(cache)
+    try:
+        result = runner.invoke(app, ["run", *FAST, "--methods", "finetune_old,direct_transfer",
+                                     "--out", str(cache.parent / "r.json")])
+    finally:
+        os.environ[CACHE_ENV] = old
+    assert result.exit_code == 0, result.output
+    return cache
+
+
+@pytest.fixture
+def world(populated_cache, tmp_path, monkeypatch):
+    """A private copy of the populated cache and a results folder with a finished run in it."""
+    cache = tmp_path / "cache"
+    shutil.copytree(populated_cache, cache)
+    monkeypatch.setenv(CACHE_ENV, str(cache))
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "finished.json").write_text('{"cells": ["finished"]}\n')
+    return cache, results
+
+
+def the_module(cache: Path) -> Path:
+    (module,) = [p for p in (cache / "modules").iterdir() if not p.name.startswith(".")]
+    return module
+
+
+def assert_one_line_error(args, message, *keep: Path):
+    before = snapshot(*keep)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert message in lines[0], lines[0]
+    after = snapshot(*keep)
+    assert {k: after.get(k) for k in before} == before  # nothing previously computed was changed or removed
+    return lines[0]
+
+
+# --- Options and config files: rejected before anything runs. -----------------------------------------------
+
+@pytest.mark.parametrize("args,message", [
+    (["--methods", ""], "no method given"),
+    (["--methods", "finetune_old,"], None),  # a trailing comma is fine: checked below as the valid control
+    (["--tasks", ","], "no task given"),
+    (["--methods", "finetune_old,trans_pft"], "did you mean 'trans_peft'"),
+    (["--pair", "tiny_qwen2"], "did you mean 'tiny-qwen2'"),
+    (["--pair", "qwen2-7b"], "unknown pair 'qwen2-7b'"),
+    (["--set", "trans_peft.p_c=1.5"], "p_c must be in [0, 1), got 1.5"),
+    (["--set", "trans_peft.p_c=-0.01"], "p_c must be in [0, 1), got -0.01"),
+    (["--set", "trans_peft.p_i=1"], "p_i must be in [0, 1), got 1.0"),
+    (["--set", "trans_peft.p_i=7"], "p_i must be in [0, 1), got 7.0"),
+    (["--set", "rank=-4"], "rank must be a positive integer, got -4"),
+    (["--set", "portllm.rank=0"], "rank must be a positive integer, got 0"),
+    (["--set", "rank=2.5"], "option rank takes a int, got 2.5"),
+    (["--set", "rank=eight"], "option rank takes a int, got 'eight'"),
+    (["--set", "lr=0"], "lr, steps and batch_size must be positive"),
+    (["--set", "steps=-1"], "lr, steps and batch_size must be positive"),
+    (["--set", "batch_size=0"], "lr, steps and batch_size must be positive"),
+    (["--set", "dropout=1.0"], "dropout must be in [0, 1)"),
+    (["--set", "schedule=linear"], "schedule must be cosine or constant, got 'linear'"),
+    (["--set", "trans_peft.p_c=abc"], "option p_c takes a float, got 'abc'"),
+    (["--set", "trans_pef.p_c=0.2"], "did you mean 'trans_peft'"),
+    (["--set", "portllm.p_c=0.2"], "no selected method has an option 'p_c'"),
+    (["--set", "=3"], "KEY=VALUE"),
+    (["--seeds", ""], "--seeds is empty"),
+    (["--seeds", "0,one"], "comma-separated integers"),
+    (["--limit", "-3"], "--limit must be positive"),
+])
+def test_bad_options(args, message, world, monkeypatch):
+    cache, results = world
+    trainings = []
+    monkeypatch.setattr(protocol, "train_loop", lambda *a, **k: trainings.append(1))
+    if message is None:  # the control: the same command line with nothing wrong succeeds
+        result = runner.invoke(app, ["run", *FAST, *args, "--out", str(results / "ok.json")])
+        assert result.exit_code == 0, result.output
+        return
+    assert_one_line_error(["run", *FAST, *args, "--out", str(results / "new.json")], message, cache, results)
+    assert trainings == [] and not (results / "new.json").exists()
+
+
+@pytest.mark.parametrize("text,message", [
+    (None, "cannot read config"),                       # the file does not exist
+    ("rank: [1, 2\n", "cannot read config"),            # malformed YAML
+    ("- rank\n- 8\n", "must be a mapping of options"),  # a list, not a mapping
+    ("trans_peft:\n  p_c: 1.2\n", "p_c must be in [0, 1), got 1.2"),
+    ("rank: 0\n", "rank must be a positive integer"),
+    ("warmup: 10\n", "no selected method has an option 'warmup'"),
+    ("tran_peft:\n  p_c: 0.2\n", "did you mean 'trans_peft'"),
+    (b"\xff\xfe\x00rank", "cannot read config"),        # not text at all
+])
+def test_bad_config_files(text, message, world, tmp_path):
+    cache, results = world
+    config = tmp_path / "recipe.yaml"
+    if isinstance(text, bytes):
+        config.write_bytes(text)
+    elif text is not None:
+        config.write_text(text)
+    assert_one_line_error(["run", *FAST, "--config", str(config), "--out", str(results / "new.json")],
+                          message, cache, results)
+
+
+def test_other_commands_name_the_closest_pair(world):
+    cache, results = world
+    assert_one_line_error(["make-pair", "tiny-mld"], "did you mean 'tiny-mild'", cache, results)
+    assert_one_line_error(["perf", "--pair", "mikro"], "did you mean 'micro'", cache, results)
+
+
+# --- Results that cannot be written: caught before training, or at the end with the cells kept. -------------
+
+def test_results_dir_that_cannot_exist_fails_before_any_training(world, monkeypatch):
+    cache, results = world
+    trainings = []
+    monkeypatch.setattr(protocol, "train_loop", lambda *a, **k: trainings.append(1))
+    out = results / "finished.json" / "new.json"  # its "directory" is a file
+    assert_one_line_error(["run", *FAST, "--methods", "trans_peft", "--out", str(out)], "is not writable",
+                          cache, results)
+    assert trainings == []
+
+
+@pytest.mark.parametrize("failing", ["os.replace", "json.dump"])
+def test_disk_full_while_writing_results_keeps_everything_else(failing, world, monkeypatch):
+    cache, results = world
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if failing == "os.replace":
+        real_replace = os.replace
+        monkeypatch.setattr(store.os, "replace", lambda a, b: no_space() if Path(b).suffix == ".json" else
+                            real_replace(a, b))
+    else:
+        monkeypatch.setattr(store.json, "dump", no_space)
+    line = assert_one_line_error(["run", *FAST, "--methods", "finetune_old", "--out", str(results / "new.json")],
+                                 "No space left on device", cache, results)
+    assert "finished cells are cached" in line
+    assert sorted(p.name for p in results.iterdir()) == [".bench-results.lock", "finished.json"]  # no temp left
+
+
+def test_disk_full_while_storing_a_module_leaves_no_partial_artifact(world, monkeypatch):
+    cache, results = world
+    before = {p for p in (cache / "modules").iterdir() if not p.name.endswith(".lock")}
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store.os, "replace", no_space)
+    assert_one_line_error(["run", *FAST, "--methods", "trans_peft", "--out", str(results / "new.json")],
+                          "No space left on device", cache, results)
+    assert {p for p in (cache / "modules").iterdir() if not p.name.endswith(".lock")} == before
+
+
+def test_results_taken_by_a_concurrent_run_are_not_overwritten(world, monkeypatch):
+    cache, results = world
+    out = results / "new.json"
+    real_run_grid = protocol.run_grid
+
+    def another_run_finishes_first(*args, **kwargs):
+        cells = real_run_grid(*args, **kwargs)
+        out.write_text('{"cells": ["theirs"]}\n')
+        return cells
+
+    monkeypatch.setattr(protocol, "run_grid", another_run_finishes_first)
+    assert_one_line_error(["run", *FAST, "--methods", "finetune_old", "--out", str(out)], "refusing to overwrite",
+                          cache, results)
+    assert out.read_text() == '{"cells": ["theirs"]}\n'
+
+
+# --- A damaged or foreign cache: named, never loaded blindly, never silently replaced. ----------------------
+
+def direct_transfer(results: Path) -> list[str]:
+    """direct_transfer lands finetune_old's cached module on the new base (on 5 samples: not a cached evaluation)."""
+    return ["run", *FAST, "--methods", "direct_transfer", "--limit", "5", "--out", str(results / "new.json")]
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda f: f.write_bytes(b"\x00garbage, not a safetensors header" * 4), "adapter_model.safetensors is damaged"),
+    (lambda f: f.write_bytes(f.read_bytes()[: f.stat().st_size // 2]), "adapter_model.safetensors is damaged"),
+    (lambda f: f.write_bytes(b""), "adapter_model.safetensors is damaged"),
+    (lambda f: f.unlink(), "has no adapter_model.safetensors"),
+])
+def test_damaged_module_file_is_named_and_not_used(damage, message, world):
+    cache, results = world
+    module = the_module(cache)
+    damage(module / "adapter_model.safetensors")
+    line = assert_one_line_error(direct_transfer(results), message, cache, results)
+    assert f"delete {module}" in line
+
+
+def test_damaged_module_metadata_is_named(world):
+    cache, results = world
+    (the_module(cache) / "module.json").write_text('{"method": "finetune_')
+    assert_one_line_error(direct_transfer(results), "module.json is unreadable", cache, results)
+
+
+def test_damaged_cached_evaluation_is_named(world):
+    cache, results = world
+    for evaluation in (cache / "evals").glob("[!.]*"):
+        (evaluation / "eval.json").write_text("{")
+    line = assert_one_line_error(["run", *FAST, "--methods", "finetune_old", "--out", str(results / "new.json")],
+                                 "eval.json is unreadable", cache, results)
+    assert f"delete {cache / 'evals'}/" in line
+
+
+def test_pickled_module_is_refused_without_unpickling(world, monkeypatch):
+    cache, results = world
+    module = the_module(cache)
+    from safetensors.torch import load_file
+
+    torch.save(load_file(module / "adapter_model.safetensors"), module / "adapter_model.bin")
+    (module / "adapter_model.safetensors").unlink()
+    loads = []
+    monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(a))
+    assert_one_line_error(direct_transfer(results), "found adapter_model.bin: pickle files are never loaded",
+                          cache, results)
+    assert loads == []
+
+
+def foreign_module(into: Path, base: str) -> None:
+    """Replace a cached module by one trained for a Qwen2 base of another size (as a stale or copied cache could)."""
+    from conftest import tiny_causal_lm
+    from peft import LoraConfig, get_peft_model
+
+    meta = json.loads((into / "module.json").read_text())
+    shutil.rmtree(into)
+    model = get_peft_model(tiny_causal_lm("qwen2", hidden_size=48, num_attention_heads=4),
+                           LoraConfig(r=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    model.save_pretrained(into, safe_serialization=True)
+    (into / "module.json").write_text(json.dumps(meta | {"base": base}))
+
+
+def test_module_trained_for_another_base_is_refused(world):
+    cache, results = world
+    module = the_module(cache)
+    foreign_module(module, base="qwen2-48")
+    assert_one_line_error(direct_transfer(results), "was trained on base 'qwen2-48'", cache, results)
+
+
+def test_module_of_another_architecture_does_not_land(world):
+    cache, results = world
+    module = the_module(cache)
+    foreign_module(module, base=json.loads((module / "module.json").read_text())["base"])  # metadata lies
+    assert_one_line_error(direct_transfer(results), f"module {module} does not fit the new base", cache, results)
+
+
+def test_missing_task_data_is_named(world):
+    cache, results = world
+    for data in (cache / "data").glob("tiny_knowledge-v1-*"):
+        (data / "test.jsonl").unlink()
+    assert_one_line_error(direct_transfer(results), "test.jsonl is missing", cache, results)
+
+
+# --- Pairs whose bases cannot (or must not) be loaded. ------------------------------------------------------
+
+@dataclass(frozen=True)
+class LocalPair:
+    """A pair of checkpoint folders (or hub ids) with the micro world's tasks."""
+
+    name: str
+    spec: object
+    old: str
+    new: str
+    trust_remote_code: bool = False
+
+    def base_dir(self, version):
+        return {"old": self.old, "new": self.new}[version]
+
+    def version_id(self, version):
+        return f"{self.name}-{version}"
+
+
+@pytest.fixture
+def local_pair(micro_pair, monkeypatch):
+    def register(old, new=None, **fields):
+        pair = LocalPair("local", micro_pair.spec, str(old), str(new or old), **fields)
+        monkeypatch.setitem(PAIRS._items, "local", pair)
+        return ["run", "--pair", "local", "--set", "steps=4", "--set", "batch_size=4", "--tasks", "tiny_knowledge",
+                "--methods", "finetune_old"]
+
+    return register
+
+
+def test_a_base_missing_offline_is_one_line(world, local_pair, monkeypatch):
+    cache, results = world
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    args = local_pair("Qwen/Qwen2-7B-not-downloaded")
+    assert_one_line_error([*args, "--out", str(results / "new.json")], "cannot load the old base of pair 'local'",
+                          cache, results)
+
+
+def test_a_pickled_base_is_refused_without_unpickling(world, local_pair, micro_pair, tmp_path, monkeypatch):
+    cache, results = world
+    base = tmp_path / "pickled-base"
+    shutil.copytree(micro_pair.base_dir("old"), base)
+    from safetensors.torch import load_file
+
+    torch.save(load_file(base / "model.safetensors"), base / "pytorch_model.bin")
+    (base / "model.safetensors").unlink()
+    loads = []
+    monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(a))
+    assert_one_line_error([*local_pair(base), "--out", str(results / "new.json")], "cannot load the old base",
+                          cache, results)
+    assert loads == []
+
+
+def test_a_base_needing_undeclared_remote_code_is_not_run(world, local_pair, micro_pair, tmp_path):
+    cache, results = world
+    base = tmp_path / "remote-code-base"
+    shutil.copytree(micro_pair.base_dir("old"), base)
+    config = json.loads((base / "config.json").read_text())
+    config["model_type"] = "evil_arch"  # not a transformers architecture: only its own code could load it
+    config["auto_map"] = {"AutoConfig": "evil.EvilConfig", "AutoModelForCausalLM": "evil.EvilModel"}
+    (base / "config.json").write_text(json.dumps(config))
+    ran = tmp_path / "remote-code-ran"
+    (base / "evil.py").write_text(f"open({str(ran)!r}, 'w').write('ran')\n")
+    assert_one_line_error([*local_pair(base), "--out", str(results / "new.json")], "cannot load the old base",
+                          cache, results)
+    assert not ran.exists()
+
+
+def test_tiny_tasks_on_a_pair_without_a_world_is_one_line(world, local_pair, micro_pair, monkeypatch):
+    cache, results = world
+    args = local_pair(micro_pair.base_dir("old"))
+    monkeypatch.setitem(PAIRS._items, "local", LocalPair("local", None, *[str(micro_pair.base_dir(v)) for v in
+                                                                         ("old", "new")]))
+    assert_one_line_error([*args, "--out", str(results / "new.json")], "tiny tasks need a tiny pair", cache, results)
