@@ -92,7 +92,9 @@ def encode_examples(tokenizer, examples: list[tuple[str, str]]) -> list[tuple[li
 
 def module_key(method: Method, pair, task, seed: int) -> str:
     recipe = dataclasses.asdict(method.recipe) | {"recipe": type(method.recipe).__name__}
-    return config_hash({"base": pair.version_id(method.trains_on), "task": task.name, "recipe": recipe, "seed": seed})
+    # Tasks that share a training set (commonsense-8: Commonsense170K) share one module.
+    task_key = getattr(task, "train_key", task.name)
+    return config_hash({"base": pair.version_id(method.trains_on), "task": task_key, "recipe": recipe, "seed": seed})
 
 
 def train_module(method: Method, pair, task, seed: int) -> tuple[Path, dict]:
@@ -157,6 +159,9 @@ def evaluate_cell(method: Method, pair, task, seed: int, limit: int | None, over
 def run_grid(methods: list[str], pair, tasks: list, seeds: list[int], overrides: dict | None = None,
              limit: int | None = None) -> list[Cell]:
     built = [build_method(m, overrides) for m in methods]  # all recipes checked before any training
+    from bench.compat import check_pair
+
+    check_pair(pair)  # shapes from headers only: an incompatible pair fails before anything trains
     cells = []
     for seed in seeds:
         for task in tasks:
