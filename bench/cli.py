@@ -112,6 +112,7 @@ def run(
     dry_run: Annotated[bool, typer.Option(help="Print the plan and GPU-hours; run nothing.")] = False,
     offline: Annotated[bool, typer.Option(help="Never contact the hub (sets HF_HUB_OFFLINE and friends).")] = False,
     data_dir: Annotated[Path | None, typer.Option(help="Local mirror of datasets (<dir>/<org>/<name>/).")] = None,
+    peft: Annotated[str | None, typer.Option(help="PEFT type for every method: lora | dora | adapter.")] = None,
 ):
     """Train, transfer and evaluate; print the leaderboard and write a results JSON."""
     apply_environment(offline, data_dir)
@@ -123,7 +124,7 @@ def run(
     tasks = tasks or ",".join(getattr(the_pair, "suite", None) or DEFAULT_TASKS.split(","))
     task_objs = [TASKS.get(t)() for t in TASKS.parse_list(tasks)]
     seed_list = parse_seeds(seeds)
-    overrides = collect_overrides(set_, config, method_names)
+    overrides = collect_overrides(set_ + ([f"peft={peft}"] if peft else []), config, method_names)
     if limit is not None and limit <= 0:
         raise BenchError("--limit must be positive")
     out = out or Path("results") / f"{pair}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.json"

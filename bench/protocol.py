@@ -99,21 +99,19 @@ def module_key(method: Method, pair, task, seed: int) -> str:
 
 def train_module(method: Method, pair, task, seed: int) -> tuple[Path, dict]:
     """Train (or reuse from the cache) `method`'s module for `task`; returns its directory and metadata."""
-    from peft import get_peft_model
-
     key = module_key(method, pair, task, seed)
 
     def build(out: Path):
         model, tokenizer = load_base(pair, method.trains_on)
         torch.manual_seed(seed)
-        model = get_peft_model(model, method.peft_config())
+        model = method.attach(model)  # LoRA / DoRA through peft, or the harness's bottleneck adapters
         examples = encode_examples(tokenizer, task.train_examples(pair, method.trains_on))
         batches = supervised_batches(examples, method.recipe.batch_size, tokenizer.pad_token_id, seed)
         batches = ({k: v.to(device()) for k, v in b.items()} for b in batches)
         with measure() as cost, method.during_training(model):
             stats = train_loop(model, batches, method.recipe.steps, method.recipe.lr, method.recipe.schedule,
                                description=f"training {method.name} on {task.name}")
-        model.save_pretrained(out, safe_serialization=True)
+        method.save_module(model, out)
         meta = {"method": method.name, "task": task.name, "seed": seed, "trained_on": method.trains_on,
                 "base": pair.version_id(method.trains_on), "recipe": dataclasses.asdict(method.recipe),
                 "trainable_params": count_trainable(model), **stats, "cost": dataclasses.asdict(cost)}
