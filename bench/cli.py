@@ -109,24 +109,37 @@ def parse_seeds(text: str) -> list[int]:
 def run(
     methods: Annotated[str, typer.Option(help="Comma-separated methods (bench list methods).")] = DEFAULT_METHODS,
     pair: Annotated[str, typer.Option(help="Base-model pair (bench list pairs).")] = "tiny",
-    tasks: Annotated[str, typer.Option(help="Comma-separated tasks (bench list tasks).")] = DEFAULT_TASKS,
+    tasks: Annotated[str | None, typer.Option(help="Comma-separated tasks (default: the pair's suite).")] = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated training seeds.")] = "0",
     set_: Annotated[list[str], typer.Option("--set", help="Recipe override KEY=VALUE or METHOD.KEY=VALUE.")] = [],  # noqa: B006
     config: Annotated[Path | None, typer.Option(help="YAML of recipe overrides, optionally per method.")] = None,
     limit: Annotated[int | None, typer.Option(help="Evaluate on the first N test samples of each task.")] = None,
     out: Annotated[Path | None, typer.Option(help="Results JSON (default: results/<pair>-<UTC time>.json).")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Print the plan and GPU-hours; run nothing.")] = False,
+    offline: Annotated[bool, typer.Option(help="Never contact the hub (sets HF_HUB_OFFLINE and friends).")] = False,
+    data_dir: Annotated[Path | None, typer.Option(help="Local mirror of datasets (<dir>/<org>/<name>/).")] = None,
+    peft: Annotated[str | None, typer.Option(help="PEFT type for every method: lora | dora | adapter.")] = None,
 ):
     """Train, transfer and evaluate; print the leaderboard and write a results JSON."""
+    apply_environment(offline, data_dir)
     METHODS, PAIRS, TASKS = registries()
     method_names = METHODS.parse_list(methods)
-    the_pair = PAIRS.get(pair)
+    from bench.pairs import get_pair
+
+    the_pair = get_pair(pair)
+    tasks = tasks or ",".join(getattr(the_pair, "suite", None) or DEFAULT_TASKS.split(","))
     task_objs = [TASKS.get(t)() for t in TASKS.parse_list(tasks)]
     seed_list = parse_seeds(seeds)
-    overrides = collect_overrides(set_, config, method_names)
+    overrides = collect_overrides(set_ + ([f"peft={peft}"] if peft else []), config, method_names)
     if limit is not None and limit <= 0:
         raise BenchError("--limit must be positive")
     default_out = out is None
     out = out or Path("results") / f"{pair}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.json"
+    if dry_run:
+        from bench.plan import describe_plan, plan
+
+        typer.echo(describe_plan(plan(method_names, the_pair, task_objs, seed_list, overrides)))
+        return
     if out.exists():
         raise BenchError(f"{out} exists; refusing to overwrite finished results (pass another --out)")
 
@@ -139,6 +152,21 @@ def run(
     path = write_results(cells, the_pair, out, {"overrides": overrides, "limit": limit}, pick_free_name=default_out)
     typer.echo(leaderboard(load_results(path)))
     typer.echo(f"results: {path}")
+
+
+def apply_environment(offline: bool, data_dir: Path | None) -> None:
+    """--offline and --data-dir are environment for every library below us (hub, datasets, transformers)."""
+    import os
+
+    from bench.data import DATA_ENV
+    from bench.hub import go_offline
+
+    if offline:
+        go_offline()
+    if data_dir is not None:
+        if not data_dir.is_dir():
+            raise BenchError(f"--data-dir {data_dir} is not a directory")
+        os.environ[DATA_ENV] = str(data_dir)
 
 
 @app.command("list")

@@ -23,3 +23,14 @@ def ffn_sublayers(model: torch.nn.Module) -> list[tuple[torch.nn.Module, torch.n
     if not found:
         raise ValueError(f"no FFN sub-layers found in {type(model).__name__}")
     return found
+
+
+def skipped_output(hidden_states: torch.Tensor) -> torch.Tensor:
+    """What a dropped FFN sub-layer returns: zeros (residual passes through), marked so adapters can tell."""
+    out = torch.zeros_like(hidden_states)
+    out.ffn_skipped = True
+    return out
+
+
+def is_skipped(tensor: torch.Tensor) -> bool:
+    return getattr(tensor, "ffn_skipped", False)

@@ -21,6 +21,7 @@ from bench.registry import Registry
 METHODS = Registry("method", entry_point_group="peft_transfer_bench.methods")
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 ALL_LINEAR = ATTENTION + ("gate_proj", "up_proj", "down_proj")
+PEFT_TYPES = ("lora", "dora", "adapter")
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,11 @@ class Recipe:
     schedule: str = "cosine"  # cosine | constant
     steps: int = 200
     batch_size: int = 16
+    peft: str = "lora"       # lora | dora (peft, use_dora=True) | adapter (Houlsby bottleneck, bench/adapters.py)
 
     def check(self) -> None:
+        if self.peft not in PEFT_TYPES:
+            raise BenchError(f"peft must be one of {', '.join(PEFT_TYPES)}, got {self.peft!r}")
         if self.rank <= 0:
             raise BenchError(f"rank must be a positive integer, got {self.rank}")
         if self.lr <= 0 or self.steps <= 0 or self.batch_size <= 0:
@@ -68,8 +72,29 @@ class Method:
         from peft import LoraConfig
 
         r = self.recipe
+        if r.peft == "adapter":
+            from bench.adapters import BottleneckConfig
+
+            return BottleneckConfig(bottleneck=r.rank)
         return LoraConfig(r=r.rank, lora_alpha=r.alpha, lora_dropout=r.dropout, target_modules=list(r.targets),
-                          task_type="CAUSAL_LM")
+                          task_type="CAUSAL_LM", use_dora=r.peft == "dora")
+
+    def attach(self, model):
+        """The base with a fresh trainable module on it (only the module's parameters train)."""
+        if self.recipe.peft == "adapter":
+            from bench.adapters import add_adapters
+
+            return add_adapters(model, self.peft_config())
+        from peft import get_peft_model
+
+        return get_peft_model(model, self.peft_config())
+
+    def save_module(self, model, out: Path) -> None:
+        if self.recipe.peft == "adapter":
+            from bench.adapters import save_adapters
+
+            return save_adapters(model, out)
+        model.save_pretrained(out, safe_serialization=True)
 
     def during_training(self, model):
         """Context manager active while the module trains; nothing by default."""
@@ -78,6 +103,11 @@ class Method:
     def land(self, module_dir: Path, target_base):
         """Put the trained module on the target base; default: as an unmerged PEFT adapter."""
         from peft import PeftModel
+
+        if self.recipe.peft == "adapter":
+            from bench.adapters import load_adapters
+
+            return load_adapters(target_base, module_dir)
 
         return PeftModel.from_pretrained(target_base, module_dir).eval()
 

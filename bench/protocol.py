@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from bench.accounting import measure
+from bench.compat import check_pair
 from bench.errors import BenchError
 from bench.method import METHODS, Method
 from bench.progress import progress_bar
@@ -105,7 +106,9 @@ def train_data_hash(task, pair, version: str) -> str:
 
 def module_key(method: Method, pair, task, seed: int) -> str:
     recipe = dataclasses.asdict(method.recipe) | {"recipe": type(method.recipe).__name__}
-    return config_hash({"base": pair.version_id(method.trains_on), "task": task.name, "recipe": recipe, "seed": seed,
+    # Tasks that share a training set (commonsense-8: Commonsense170K) share one module.
+    task_key = getattr(task, "train_key", task.name)
+    return config_hash({"base": pair.version_id(method.trains_on), "task": task_key, "recipe": recipe, "seed": seed,
                         "data": train_data_hash(task, pair, method.trains_on)})
 
 
@@ -132,21 +135,19 @@ def check_module(module_dir: Path, meta: dict, expected_base: str) -> None:
 
 def train_module(method: Method, pair, task, seed: int) -> tuple[Path, dict]:
     """Train (or reuse from the cache) `method`'s module for `task`; returns its directory and metadata."""
-    from peft import get_peft_model
-
     key = module_key(method, pair, task, seed)
 
     def build(out: Path):
         model, tokenizer = load_base(pair, method.trains_on)
         torch.manual_seed(seed)
-        model = get_peft_model(model, method.peft_config())
+        model = method.attach(model)  # LoRA / DoRA through peft, or the harness's bottleneck adapters
         examples = encode_examples(tokenizer, task.train_examples(pair, method.trains_on))
         batches = supervised_batches(examples, method.recipe.batch_size, tokenizer.pad_token_id, seed)
         batches = ({k: v.to(device()) for k, v in b.items()} for b in batches)
         with measure() as cost, method.during_training(model):
             stats = train_loop(model, batches, method.recipe.steps, method.recipe.lr, method.recipe.schedule,
                                description=f"training {method.name} on {task.name}")
-        model.save_pretrained(out, safe_serialization=True)
+        method.save_module(model, out)
         meta = {"method": method.name, "task": task.name, "seed": seed, "trained_on": method.trains_on,
                 "base": pair.version_id(method.trains_on), "recipe": dataclasses.asdict(method.recipe),
                 "trainable_params": count_trainable(model), **stats, "cost": dataclasses.asdict(cost)}
@@ -198,6 +199,7 @@ def evaluate_cell(method: Method, pair, task, seed: int, limit: int | None, over
 def run_grid(methods: list[str], pair, tasks: list, seeds: list[int], overrides: dict | None = None,
              limit: int | None = None) -> list[Cell]:
     built = [build_method(m, overrides) for m in methods]  # all recipes checked before any training
+    check_pair(pair)  # shapes from headers only: an incompatible pair fails before anything trains
     cells = []
     with progress_bar(f"{pair.name}: cells", len(seeds) * len(tasks) * len(built)) as advance:
         for seed in seeds:

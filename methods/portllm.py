@@ -1,11 +1,23 @@
 """PortLLM: a LoRA "model patch" trained on the old base, merged into the new base's weights (training-free).
 
 Recipe (PortLLM): r=8 on q, k, v, o, gate, up, down; constant lr 4e-4 (x10 for the tiny world,
-as for every recipe here). The patch is theta' + scaling * B @ A, computed by peft's merge.
-For plain LoRA this equals direct transfer of the same LoRA up to merge rounding: the
-methods differ in recipe (rank, targets, lr) and in landing merged rather than as an adapter.
+as for every recipe here). The patch is theta' + delta_theta, delta_theta = theta_i - theta: what
+fine-tuning changed on the base it was trained on.
+  LoRA: delta = scaling * B @ A (peft's merge). For plain LoRA this equals direct transfer of the same
+        LoRA up to merge rounding: the methods differ in recipe (rank, targets, lr) and in landing merged.
+  DoRA: the magnitude vector m was fitted to the old base's column norms, so the patch is the delta DoRA
+        made there, delta = m * (W + s*B@A) / ||W + s*B@A|| - W with W the OLD weight, added to the new
+        weight unchanged. (Direct transfer instead renormalises against the new weight: m * (W' + s*B@A) /
+        ||W' + s*B@A||. The two differ, and that difference is what DoRA transfer is about.)
+  Adapter: a bottleneck adapter is a new sub-layer, not a weight delta: PortLLM does not define it.
 """
 
+import json
+from pathlib import Path
+
+import torch
+
+from bench.errors import BenchError
 from bench.method import ALL_LINEAR, METHODS, Method, Recipe
 
 
@@ -16,6 +28,43 @@ class PortLLM(Method):
     lands_on = "new"
     default_recipe = Recipe(rank=8, alpha=16, targets=ALL_LINEAR, lr=4e-3, schedule="constant")
 
+    def __init__(self, **overrides):
+        super().__init__(**overrides)
+        if self.recipe.peft == "adapter":
+            raise BenchError("portllm is a LoRA/DoRA weight patch; --peft adapter has no weight delta to port")
+
     def land(self, module_dir, target_base):
+        if self.recipe.peft == "dora":
+            return land_dora_patch(Path(module_dir), target_base)
         # theta' + delta: merge the LoRA delta into the new base's weights, then drop the adapter.
         return super().land(module_dir, target_base).merge_and_unload().eval()
+
+
+@torch.no_grad()
+def land_dora_patch(module_dir: Path, target_base):
+    """theta' + (DoRA-merged theta - theta), with theta read from the old base the module names."""
+    from peft import PeftModel
+    from safetensors import safe_open
+
+    old_dir = Path(json.loads((module_dir / "adapter_config.json").read_text())["base_model_name_or_path"])
+    old_files = sorted(old_dir.glob("*.safetensors"))
+    if not old_files:
+        raise BenchError(f"portllm with DoRA needs the old base the module was trained on; not found at {old_dir}")
+    old_weight = {}
+    for file in old_files:
+        with safe_open(file, framework="pt") as handle:
+            old_weight.update({k: file for k in handle.keys()})
+    model = PeftModel.from_pretrained(target_base, module_dir)
+    for name, layer in model.named_modules():
+        if not hasattr(layer, "lora_magnitude_vector") or "default" not in layer.lora_A:
+            continue
+        key = name.removeprefix("base_model.model.") + ".weight"
+        with safe_open(old_weight[key], framework="pt") as handle:
+            w_old = handle.get_tensor(key).to(layer.weight.device, torch.float32)
+        a, b = layer.lora_A["default"].weight.float(), layer.lora_B["default"].weight.float()
+        lora = layer.scaling["default"] * b @ a
+        magnitude = layer.lora_magnitude_vector["default"].weight.float()
+        adapted = w_old + lora
+        delta = (magnitude / torch.linalg.norm(adapted, dim=1))[:, None] * adapted - w_old
+        layer.base_layer.weight += delta.to(layer.base_layer.weight.dtype)
+    return model.unload().eval()  # the patched weights, without the DoRA layers

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from bench.errors import BenchError
-from bench.ffn import ffn_sublayers
+from bench.ffn import ffn_sublayers, skipped_output
 from bench.method import METHODS, Method, Recipe
 
 
@@ -77,7 +77,7 @@ def _mask_input(p_i: float):
 def _droppable(ffn: torch.nn.Module, forward, p_c: float):
     def maybe_skipped(hidden_states, *args, **kwargs):
         if ffn.training and torch.rand(()) < p_c:
-            return torch.zeros_like(hidden_states)  # skipped: residual + 0, no FFN compute at all
+            return skipped_output(hidden_states)  # residual + 0, no FFN compute at all
         return forward(hidden_states, *args, **kwargs)
 
     return maybe_skipped

@@ -1,0 +1,158 @@
+"""Real bases: resolve a hub id or a local path to a directory, offline switches, simulated updates.
+
+Lookup order for a model reference: an existing local directory; the model mirror
+($PEFT_TRANSFER_BENCH_MODELS/<org>/<name>); the hub (huggingface_hub.snapshot_download, safetensors only).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+from bench.errors import BenchError
+
+MODELS_ENV = "PEFT_TRANSFER_BENCH_MODELS"
+OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+# Weights as safetensors only (never a pickle), plus configs, tokenizers and declared remote code.
+WEIGHT_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.tiktoken", "*.txt", "*.py"]
+
+
+def go_offline() -> None:
+    """Nothing retries the hub for 20+ seconds: every library fails at once and we say what to do."""
+    import sys
+
+    for var in OFFLINE_VARS:
+        os.environ[var] = "1"
+    # The libraries read these variables at import time; the CLI has already imported them.
+    for module, attrs in (("huggingface_hub.constants", ("HF_HUB_OFFLINE",)),
+                          ("datasets.config", ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))):
+        if module in sys.modules:
+            for attr in attrs:
+                if hasattr(sys.modules[module], attr):
+                    setattr(sys.modules[module], attr, True)
+
+
+def is_offline() -> bool:
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in OFFLINE_VARS)
+
+
+def local_copy(ref: str) -> Path | None:
+    """The local directory for a model reference, if there is one (a path, or the mirror)."""
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        return path
+    if ref.startswith(("/", ".", "~")):
+        raise BenchError(f"local model directory {ref} does not exist")
+    mirror = os.environ.get(MODELS_ENV)
+    if mirror and (Path(mirror) / ref).is_dir():
+        return Path(mirror) / ref
+    return None
+
+
+def missing_model(ref: str, revision: str, why: str) -> BenchError:
+    return BenchError(f"model {ref}@{revision} is not available ({why}); download it where there is a hub "
+                      f"(huggingface-cli download {ref} --local-dir DIR) and put DIR in the pair, or copy it to "
+                      f"${MODELS_ENV}/{ref}")
+
+
+def resolve_model(model, trust_remote_code: bool = False) -> Path:
+    """A local directory for `model` (bench.pairs.Model), downloading it from the hub if needed."""
+    local = local_copy(model.ref)
+    if local is not None:
+        return local
+    from huggingface_hub import snapshot_download
+
+    patterns = WEIGHT_PATTERNS + ([model.gguf_file] if model.gguf_file else [])
+    if not trust_remote_code:
+        patterns.remove("*.py")
+    try:
+        return Path(snapshot_download(model.ref, revision=model.revision, allow_patterns=patterns))
+    except Exception as error:  # offline, gated, unknown repo: all end the same way for the user
+        raise missing_model(model.ref, model.revision, _reason(error)) from None
+
+
+def _reason(error: Exception) -> str:
+    if is_offline():
+        return "offline and not in the local cache"
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0][:120]}" if text else type(error).__name__
+
+
+def config_and_shapes(model) -> tuple[dict, dict[str, tuple[int, ...]]]:
+    """config.json and every tensor's shape, from safetensors headers only (no weights are read)."""
+    local = local_copy(model.ref)
+    if local is not None:
+        return json.loads((local / "config.json").read_text()), _local_shapes(local)
+    from huggingface_hub import get_safetensors_metadata, hf_hub_download
+
+    try:
+        config = json.loads(Path(hf_hub_download(model.ref, "config.json", revision=model.revision)).read_text())
+        metadata = get_safetensors_metadata(model.ref, revision=model.revision)  # HTTP range reads of headers
+    except Exception as error:
+        raise missing_model(model.ref, model.revision, _reason(error)) from None
+    shapes = {name: tuple(info.shape) for file in metadata.files_metadata.values()
+              for name, info in file.tensors.items()}
+    return config, shapes
+
+
+def _local_shapes(directory: Path) -> dict[str, tuple[int, ...]]:
+    from safetensors import safe_open
+
+    files = sorted(directory.glob("*.safetensors"))
+    if not files:
+        raise BenchError(f"{directory} has no *.safetensors weights (only safetensors are loaded)")
+    shapes = {}
+    for file in files:
+        with safe_open(file, framework="pt") as handle:
+            for name in handle.keys():
+                shapes[name] = tuple(handle.get_slice(name).get_shape())
+    return shapes
+
+
+def simulate_update(parent_dir: Path, update, version_id: str, trust_remote_code: bool = False) -> Path:
+    """PortLLM's simulated update: continued pre-training of `parent_dir` on a text corpus, cached by recipe."""
+    from bench.store import cached_dir, config_hash
+
+    def build(out: Path):
+        continue_pretraining(parent_dir, update, out, trust_remote_code)
+
+    return cached_dir("pairs", f"cpt-{config_hash(version_id)}", build)
+
+
+def continue_pretraining(parent_dir: Path, update, out: Path, trust_remote_code: bool = False) -> dict:
+    """Train `parent_dir` on `update.corpus` (LoRA merged, or full weight) and save the result to `out`."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from bench.data import corpus_texts
+    from bench.protocol import device
+    from bench.training import packed_lm_batches, train_loop
+
+    tokenizer = AutoTokenizer.from_pretrained(parent_dir, trust_remote_code=trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(parent_dir, trust_remote_code=trust_remote_code,
+                                                 use_safetensors=True, dtype=torch.float32).to(device())
+    if update.kind == "lora-merged":
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=update.rank, lora_alpha=update.alpha, target_modules="all-linear"))
+    elif update.kind != "full":
+        raise BenchError(f"simulated update kind must be lora-merged or full, not {update.kind!r}")
+    ids: list[int] = []
+    eos = tokenizer.eos_token_id
+    for row in tokenizer(corpus_texts(update.corpus, update.max_examples))["input_ids"]:
+        ids += row + ([eos] if eos is not None else [])
+    seq_len = min(update.seq_len, max(2, len(ids) - 1))
+    steps = max(1, update.epochs * len(ids) // (update.batch_size * seq_len))
+    batches = packed_lm_batches(ids, seq_len, update.batch_size, seed=0)
+    batches = ({k: v.to(device()) for k, v in b.items()} for b in batches)
+    stats = train_loop(model, batches, steps, update.lr, schedule="constant",
+                       description=f"continued pre-training on {update.corpus}")
+    if update.kind == "lora-merged":
+        model = model.merge_and_unload()
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    meta = {"parent": str(parent_dir), "update": dataclasses.asdict(update), "steps": steps, **stats}
+    (out / "bench_pair.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+    return meta

@@ -1,0 +1,55 @@
+"""`bench run --dry-run`: what a run would train and evaluate, and what it would cost, without downloading.
+
+Cost figures are the papers' own: Trans-PEFT Fig. 7 gives 14-24 A800 GPU-hours per commonsense
+fine-tune of a 7B model (Commonsense170K, 3 epochs). A training is estimated from that figure,
+scaled by the model's size (params / 7B) and the training examples seen (size x epochs / 170K x 3).
+Tiny pairs cost CPU minutes, not GPU-hours, and are reported as such.
+"""
+
+from __future__ import annotations
+
+from bench.protocol import build_method, module_key, module_source
+
+FIG7_GPU_HOURS = (14.0, 24.0)      # A800 GPU-hours per commonsense fine-tune of a 7B model
+FIG7_EXAMPLES = 170_420 * 3        # Commonsense170K x 3 epochs
+FIG7_PARAMS_B = 7.0
+
+
+def plan(methods: list[str], pair, tasks: list, seeds: list[int], overrides: dict | None = None) -> dict:
+    trainings: dict[str, dict] = {}
+    evaluations = []
+    for seed in seeds:
+        for task in tasks:
+            for name in methods:
+                method = build_method(name, overrides)
+                source = module_source(method, overrides)
+                key = module_key(source, pair, task, seed)
+                trainings.setdefault(key, {"method": source.name, "task": getattr(task, "train_key", task.name),
+                                           "base": pair.version_id(source.trains_on), "seed": seed,
+                                           "examples": getattr(task, "train_size", 0) * getattr(task, "epochs", 1)})
+                evaluations.append({"method": name, "task": task.name, "seed": seed,
+                                    "on": pair.version_id(method.lands_on)})
+    scale = getattr(pair, "params_b", 0) / FIG7_PARAMS_B
+    low = sum(FIG7_GPU_HOURS[0] * scale * t["examples"] / FIG7_EXAMPLES for t in trainings.values())
+    high = sum(FIG7_GPU_HOURS[1] * scale * t["examples"] / FIG7_EXAMPLES for t in trainings.values())
+    return {"pair": pair.name, "params_b": getattr(pair, "params_b", 0), "trainings": list(trainings.values()),
+            "evaluations": evaluations, "gpu_hours": (low, high)}
+
+
+def describe_plan(p: dict) -> str:
+    lines = [f"plan for pair {p['pair']}: {len(p['trainings'])} trainings (shared modules counted once), "
+             f"{len(p['evaluations'])} evaluations"]
+    for t in p["trainings"]:
+        size = f", {t['examples']:,} examples" if t["examples"] else ""
+        lines.append(f"  train {t['method']:16s} {t['task']:18s} seed {t['seed']} on {t['base']}{size}")
+    for e in p["evaluations"]:
+        lines.append(f"  eval  {e['method']:16s} {e['task']:18s} seed {e['seed']} on {e['on']}")
+    low, high = p["gpu_hours"]
+    if high:
+        lines.append(f"estimated training cost: {low:,.0f}-{high:,.0f} A800 GPU-hours "
+                     "(Trans-PEFT Fig. 7: 14-24 per 7B commonsense fine-tune, scaled by size and examples)")
+    elif p["params_b"]:
+        lines.append("estimated training cost: unknown (these tasks declare no training-set size)")
+    else:
+        lines.append("estimated training cost: CPU minutes (a tiny pair)")
+    return "\n".join(lines)

@@ -1,0 +1,121 @@
+"""--peft lora|dora|adapter: every type through the protocol, PortLLM's DoRA patch, bottleneck adapters."""
+
+import copy
+
+import pytest
+import torch
+from conftest import tiny_causal_lm
+
+import methods  # noqa: F401
+from bench.adapters import AdaptedSublayer, BottleneckConfig, add_adapters, load_adapters, save_adapters
+from bench.errors import BenchError
+from bench.ffn import skipped_output
+from bench.protocol import build_method, evaluate_cell
+from methods.portllm import PortLLM
+from methods.trans_peft import knowledge_masking_and_dropping
+from tasks.base import TASKS
+
+FAST = {"steps": 4, "batch_size": 4}
+
+
+@pytest.mark.parametrize("peft", ["lora", "dora", "adapter"])
+def test_every_peft_type_trains_transfers_and_evaluates_on_the_micro_pair(micro_pair, peft):
+    overrides = FAST | {"peft": peft}
+    task = TASKS.get("tiny_knowledge")()
+    names = ["finetune_old", "direct_transfer", "trans_peft"] + (["portllm"] if peft != "adapter" else [])
+    cells = {n: evaluate_cell(build_method(n, overrides), micro_pair, task, 0, None, overrides) for n in names}
+    for cell in cells.values():
+        assert 0 <= cell.score <= 100 and cell.n > 0 and cell.trainable_params > 0
+    assert cells["direct_transfer"].module_key == cells["finetune_old"].module_key
+    from bench.store import cache_dir
+
+    module = cache_dir() / "modules" / cells["trans_peft"].module_key
+    assert (module / "adapter_model.safetensors").exists() and not list(module.glob("*.bin"))
+
+
+def test_portllm_refuses_bottleneck_adapters_in_one_line():
+    with pytest.raises(BenchError, match="portllm is a LoRA/DoRA weight patch") as error:
+        build_method("portllm", {"peft": "adapter"})
+    assert "\n" not in str(error.value)
+    with pytest.raises(BenchError, match="peft must be one of lora, dora, adapter"):
+        build_method("finetune_old", {"peft": "ia3"})
+
+
+@pytest.fixture
+def dora_module(tmp_path):
+    """A DoRA module 'trained' on an old base saved to disk (random B and magnitude so nothing is trivial)."""
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    tiny_causal_lm("llama", seed=0).save_pretrained(tmp_path / "old")
+    old = AutoModelForCausalLM.from_pretrained(tmp_path / "old")
+    dora = get_peft_model(old, PortLLM(peft="dora").peft_config())
+    torch.manual_seed(3)
+    for name, param in dora.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.1)
+        if "lora_magnitude_vector" in name:
+            param.data *= 1 + 0.2 * torch.rand_like(param)
+    dora.save_pretrained(tmp_path / "module")
+    return tmp_path / "module", dora.merge_and_unload()
+
+
+def test_portllm_dora_patch_is_the_old_bases_delta_added_to_the_new_weights(dora_module, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    module_dir, merged_on_old = dora_module
+    old = AutoModelForCausalLM.from_pretrained(tmp_path / "old")
+    # on the very base it was trained on, the patch is exactly DoRA's own merge
+    same = PortLLM(peft="dora").land(module_dir, AutoModelForCausalLM.from_pretrained(tmp_path / "old"))
+    for (name, got), (_, want) in zip(same.named_parameters(), merged_on_old.named_parameters()):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6, msg=name)
+    new = tiny_causal_lm("llama", seed=1)
+    new_weights = {n: p.detach().clone() for n, p in new.named_parameters()}
+    patched = PortLLM(peft="dora").land(module_dir, copy.deepcopy(new))
+    old_weights, merged = dict(old.named_parameters()), dict(merged_on_old.named_parameters())
+    for name, weight in patched.named_parameters():
+        expected = new_weights[name] + (merged[name] - old_weights[name])
+        torch.testing.assert_close(weight, expected, rtol=1e-5, atol=1e-5, msg=name)
+    # direct transfer renormalises the magnitude against the new weights instead: a different model
+    from methods.direct_transfer import DirectTransfer
+
+    adapter = DirectTransfer(peft="dora").land(module_dir, new)
+    ids = torch.randint(0, 64, (2, 8), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert not torch.allclose(patched(ids).logits, adapter(ids).logits, atol=1e-3)
+
+
+def test_bottleneck_adapters_start_as_identity_and_round_trip_through_safetensors(tmp_path):
+    base = tiny_causal_lm("qwen2", seed=0)
+    ids = torch.randint(0, 64, (2, 8), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        before = base(ids).logits
+    model = add_adapters(copy.deepcopy(base), BottleneckConfig(bottleneck=4))
+    assert sum(isinstance(m, AdaptedSublayer) for m in model.modules()) == 4  # 2 layers x (attention, FFN)
+    assert all(p.requires_grad == (".bottleneck_adapter." in n) for n, p in model.named_parameters())
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids).logits, before)  # zero-initialised up-projection
+        for name, param in model.named_parameters():
+            if ".bottleneck_adapter.up." in name:
+                param.normal_(std=0.5)
+        adapted = model(ids).logits
+    assert not torch.allclose(adapted, before)
+    save_adapters(model, tmp_path / "module")
+    assert sorted(p.name for p in (tmp_path / "module").iterdir()) == [
+        "adapter_model.safetensors", "bottleneck_adapter.json"]
+    with torch.no_grad():
+        torch.testing.assert_close(load_adapters(copy.deepcopy(base), tmp_path / "module")(ids).logits, adapted)
+
+
+def test_a_dropped_ffn_still_runs_its_adapter_on_the_ffn_input():
+    model = add_adapters(tiny_causal_lm("llama", seed=0), BottleneckConfig(bottleneck=4))
+    wrapped = model.model.layers[0].mlp
+    for param in wrapped.bottleneck_adapter.parameters():
+        torch.nn.init.normal_(param, std=0.5)
+    x = torch.randn(2, 5, 32)
+    wrapped.mlp.forward = skipped_output  # what Trans-PEFT's dropping returns
+    torch.testing.assert_close(wrapped(x), wrapped.bottleneck_adapter.delta(x))
+    del wrapped.mlp.forward
+    model.train()
+    with knowledge_masking_and_dropping(model, p_i=0.0, p_c=0.999):  # ~always dropped, through the real patch
+        torch.testing.assert_close(wrapped(x), wrapped.bottleneck_adapter.delta(x))
