@@ -9,7 +9,8 @@ from pathlib import Path
 from bench.errors import BenchError
 from bench.store import read_json, write_json_atomic
 
-COST_FIELDS = ("train_wall_s", "eval_wall_s", "peak_mem_mb", "memory_kind", "device")
+COST_FIELDS = ("train_wall_s", "eval_wall_s", "peak_mem_mb", "memory_kind", "device",
+               "device_count", "peak_reserved_mb", "land_wall_s", "module_mb")
 
 
 def costs_path(path: Path) -> Path:
@@ -23,7 +24,9 @@ def write_results(cells: list, pair, path: Path, extra: dict | None = None) -> P
     rows = [dataclasses.asdict(c) for c in cells]
     scores = [{k: v for k, v in row.items() if k not in COST_FIELDS} for row in rows]
     costs = [{k: row[k] for k in ("method", "task", "seed", *COST_FIELDS)} for row in rows]
-    write_json_atomic(costs_path(path), {"costs": costs})
+    from bench.costs import environment
+
+    write_json_atomic(costs_path(path), {"costs": costs, "environment": environment()})
     write_json_atomic(path, {"pair": pair.name, "cells": scores, **(extra or {})})
     return path
 
@@ -36,9 +39,12 @@ def load_results(path: Path) -> dict:
         raise BenchError(f"cannot read results {path}: {error}") from None
     costs = {}
     if costs_path(path).exists():
-        costs = {(c["method"], c["task"], c["seed"]): c for c in read_json(costs_path(path))["costs"]}
-    blank = {"train_wall_s": 0.0, "eval_wall_s": 0.0, "peak_mem_mb": 0.0, "memory_kind": "", "device": "?"}
+        costs_file = read_json(costs_path(path))
+        costs = {(c["method"], c["task"], c["seed"]): c for c in costs_file["costs"]}
+        results.setdefault("environment", costs_file.get("environment", {}))
+    blank = {"train_wall_s": 0.0, "eval_wall_s": 0.0, "peak_mem_mb": 0.0, "memory_kind": "", "device": "?",
+             "device_count": 1, "peak_reserved_mb": 0.0, "land_wall_s": 0.0, "module_mb": 0.0}
     for cell in results["cells"]:
         cost = costs.get((cell["method"], cell["task"], cell["seed"]), blank)
-        cell.update({k: cost[k] for k in COST_FIELDS})
+        cell.update({k: cost.get(k, blank[k]) for k in COST_FIELDS})  # older costs files lack newer fields
     return results
