@@ -164,7 +164,7 @@ def leaderboard_table(section: dict) -> tuple[list[str], list[list[str]]]:
         gap = "-" if r["gap_to_retune"] is None else f"{r['gap_to_retune']:+.1f}"
         body.append([r["method"], r["evaluated_on"], *cells, _score(r["avg"], r["avg_sd"]), gap,
                      _hours(r["train_device_hours"]), _hours(r["eval_device_hours"]), f"{r['peak_mem_mb']:.0f}",
-                     f"{r['module_mb']:.2f}", f"{r['trainable_params']:,}", f"{r['train_tokens']:,}"])
+                     f"{r['module_mb']:.3g}", f"{r['trainable_params']:,}", f"{r['train_tokens']:,}"])
     return headers, body
 
 
