@@ -16,6 +16,7 @@ from pathlib import Path
 
 PACKAGES = ("torch", "transformers", "peft", "lm_eval", "evalplus", "datasets")
 RETUNE = "finetune_new"
+ORIGINAL = "finetune_old"  # the plain module on the old base that re-tuning replaces after an update
 
 
 def module_size_mb(module_dir: Path) -> float:
@@ -66,7 +67,8 @@ def grid_total(cells: list[dict]) -> dict:
 def projection(cells: list[dict], n_modules: int) -> list[dict]:
     """Device-hours to keep n_modules modules current, per method that evaluates on the new base.
 
-    one_time: training the modules on the old base (paid once; a reused module counts its trainer's cost).
+    one_time: training the modules on the old base (paid once; a reused module counts its trainer's cost;
+              re-tuning counts finetune_old's, the module it replaces after the update).
     per_update: for every later base update, re-training on the new base (if the method does) plus landing.
     Per-module costs are means over the method's (task, seed) cells.
     """
@@ -79,8 +81,10 @@ def projection(cells: list[dict], n_modules: int) -> list[dict]:
             continue  # finetune_old: its modules stay on the old base
         one_time, per_update = [], []
         for c in mine:
-            trainer = by_key.get((c["module_from"], c["task"], c["seed"]), c)
-            one_time.append(device_hours(trainer, trainer["train_wall_s"]) if c["trained_on"] == "old" else 0.0)
+            # Re-tuning starts from the same N modules on the old base as everyone: finetune_old's training.
+            source = c["module_from"] if c["trained_on"] == "old" else ORIGINAL
+            trainer = by_key.get((source, c["task"], c["seed"]))
+            one_time.append(0.0 if trainer is None else device_hours(trainer, trainer["train_wall_s"]))
             retrain = device_hours(c, c["train_wall_s"]) if c["trained_on"] == "new" else 0.0
             per_update.append(retrain + device_hours(c, c.get("land_wall_s", 0.0)))
         rows.append({"method": method, "modules": n_modules, "unit": hours_unit(mine),
