@@ -168,12 +168,16 @@ def leaderboard_table(section: dict) -> tuple[list[str], list[list[str]]]:
     return headers, body
 
 
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}x" if value >= 100 else f"{value:.3g}x"
+
+
 def projection_table(section: dict, n_modules: int) -> tuple[list[str], list[list[str]]]:
     unit = section["unit"]
     headers = ["method", f"one-time {unit} ({n_modules} modules on the old base)",
                f"{unit} per base update ({n_modules} modules)", "re-tune / this"]
     body = [[r["method"], _hours(r["one_time_device_hours"]), _hours(r["per_update_device_hours"]),
-             "-" if r["retune_over_this"] is None else f"{r['retune_over_this']:.3g}x"]
+             _ratio(r["retune_over_this"])]
             for r in section["projection"]]
     return headers, body
 
