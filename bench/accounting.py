@@ -1,7 +1,8 @@
 """Wall time and peak memory of a phase (training a module, evaluating a cell).
 
-On CUDA: torch's max_memory_allocated, reset per phase. On CPU: the process's peak RSS
-(VmHWM), which Linux lets us reset per phase through /proc/self/clear_refs.
+On CUDA: torch's max_memory_allocated (and max_memory_reserved), reset per phase. On CPU: the
+process's peak RSS (VmHWM), which Linux lets us reset per phase through /proc/self/clear_refs.
+Device-hours (bench/costs.py) are wall x devices_used: GPUs on CUDA, torch's threads on CPU.
 """
 
 from __future__ import annotations
@@ -21,12 +22,19 @@ class Cost:
     peak_mem_mb: float = 0.0
     memory_kind: str = ""  # what peak_mem_mb measured
     device: str = ""
+    device_count: int = 1  # GPUs (CUDA) or CPU threads the phase ran on: device-hours = wall x this
+    peak_reserved_mb: float = 0.0  # CUDA caching-allocator peak (what nvidia-smi sees); 0 on CPU
 
 
 def device_name() -> str:
     if torch.cuda.is_available():
         return torch.cuda.get_device_name()
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def devices_used() -> int:
+    # The protocol places a model on one device (torch.device("cuda") or the CPU's torch threads).
+    return 1 if torch.cuda.is_available() else torch.get_num_threads()
 
 
 def _reset_cpu_peak() -> bool:
@@ -49,7 +57,7 @@ def _cpu_peak_mb() -> float:
 @contextmanager
 def measure():
     """with measure() as cost: ...  -> cost.wall_s, cost.peak_mem_mb filled in on exit."""
-    cost = Cost(device=device_name())
+    cost = Cost(device=device_name(), device_count=devices_used())
     cuda = torch.cuda.is_available()
     if cuda:
         torch.cuda.synchronize()
@@ -64,6 +72,7 @@ def measure():
         if cuda:
             torch.cuda.synchronize()
             cost.peak_mem_mb = torch.cuda.max_memory_allocated() / 2**20
+            cost.peak_reserved_mb = torch.cuda.max_memory_reserved() / 2**20
         else:
             cost.peak_mem_mb = _cpu_peak_mb()
         cost.wall_s = time.perf_counter() - start

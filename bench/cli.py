@@ -1,4 +1,4 @@
-"""The `bench` command line: run, list, make-pair, perf."""
+"""The `bench` command line: run, list, make-pair, perf, report, compare."""
 
 from __future__ import annotations
 
@@ -216,6 +216,48 @@ def perf(
 
     for line in measure_ratios(PAIRS.get(pair), steps):
         typer.echo(line)
+
+
+@app.command()
+@one_line_errors
+def report(
+    results: Annotated[list[Path], typer.Argument(help="Results JSON files (their .costs.json beside them).")],
+    format_: Annotated[str, typer.Option("--format", help="md | latex | csv | json | html")] = "md",
+    out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+    modules: Annotated[int, typer.Option(help="N for the projected cost of keeping N modules current.")] = 10,
+):
+    """The leaderboard (mean ± sd over seeds, gap to re-tune, device-hours, memory), cost projection, paired tests."""
+    from bench.compare import load_checked
+    from bench.report import build_report, render
+    from bench.results import load_results
+
+    for path in results:
+        load_checked(path)  # a malformed file is one clear error, not a KeyError deep in the report
+    text = render(build_report([(str(p), load_results(p)) for p in results], modules), format_)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        typer.echo(f"report: {out}")
+
+
+@app.command()
+@one_line_errors
+def compare(
+    baseline: Annotated[Path, typer.Argument(help="Results JSON to hold the line (e.g. the committed one).")],
+    current: Annotated[Path, typer.Argument(help="Results JSON of the run under test.")],
+    alpha: Annotated[float, typer.Option(help="Significance level per (method, task).")] = 0.05,
+    min_delta: Annotated[float, typer.Option(help="Ignore drops smaller than this many score points (0-100).")] = 0.0,
+):
+    """Regression gate: exit 1 if any (method, task) got significantly worse than the baseline."""
+    from bench.compare import compare as compare_runs
+    from bench.compare import comparison_table, load_checked
+
+    rows = compare_runs(load_checked(baseline), load_checked(current), alpha, min_delta)
+    typer.echo(comparison_table(rows, alpha, min_delta))
+    if any(r.regressed for r in rows):
+        raise typer.Exit(1)
 
 
 def quiet_libraries() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import torch
 
 from bench.accounting import measure
 from bench.compat import check_pair
+from bench.costs import module_size_mb
 from bench.errors import BenchError
 from bench.method import METHODS, Method
 from bench.progress import progress_bar
@@ -48,6 +50,11 @@ class Cell:
     trainable_params: int
     train_tokens: int
     samples: list = field(default_factory=list)
+    # Cost accounting beyond wall and peak (bench/costs.py turns these into device-hours and projections).
+    device_count: int = 1        # GPUs (CUDA) or CPU threads: device-hours = wall x device_count
+    peak_reserved_mb: float = 0.0  # CUDA max_memory_reserved; 0 on CPU
+    land_wall_s: float = 0.0     # putting the module on the target base (PortLLM: the merge), inside eval_wall_s
+    module_mb: float = 0.0       # the trained module's size on disk
 
 
 def build_method(name: str, overrides: dict | None = None) -> Method:
@@ -169,14 +176,17 @@ def evaluate_cell(method: Method, pair, task, seed: int, limit: int | None, over
     def build(out: Path):
         base, tokenizer = load_base(pair, method.lands_on)
         with measure() as cost:
+            land_start = time.perf_counter()
             try:
                 model = method.land(module_dir, base)
             except (RuntimeError, ValueError, KeyError) as error:  # e.g. shape mismatch: another architecture
                 raise BenchError(f"module {module_dir} does not fit the {method.lands_on} base of {pair.name!r}: "
                                  f"{one_line(error)}") from None
+            land_wall_s = time.perf_counter() - land_start
             score = task.evaluate(model, tokenizer, pair, method.lands_on, limit=limit)
         (out / "eval.json").write_text(json.dumps({"score": dataclasses.asdict(score),
-                                                   "cost": dataclasses.asdict(cost)}, sort_keys=True))
+                                                   "cost": dataclasses.asdict(cost), "land_wall_s": land_wall_s},
+                                                  sort_keys=True))
 
     result = read_artifact_json(cached_dir("evals", eval_key, build) / "eval.json")
     score, eval_cost, train_cost = result["score"], result["cost"], meta["cost"]
@@ -193,6 +203,10 @@ def evaluate_cell(method: Method, pair, task, seed: int, limit: int | None, over
         memory_kind=eval_cost["memory_kind"], device=eval_cost["device"],
         trainable_params=meta["trainable_params"], train_tokens=meta["train_tokens"] if trained_here else 0,
         samples=score["samples"],
+        device_count=eval_cost.get("device_count", 1),
+        peak_reserved_mb=max(train_cost.get("peak_reserved_mb", 0.0) if trained_here else 0.0,
+                             eval_cost.get("peak_reserved_mb", 0.0)),
+        land_wall_s=result.get("land_wall_s", 0.0), module_mb=module_size_mb(module_dir),
     )
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from bench.errors import BenchError
 from bench.store import file_lock, one_line, read_json, write_json_atomic
 
-COST_FIELDS = ("train_wall_s", "eval_wall_s", "peak_mem_mb", "memory_kind", "device")
+COST_FIELDS = ("train_wall_s", "eval_wall_s", "peak_mem_mb", "memory_kind", "device",
+               "device_count", "peak_reserved_mb", "land_wall_s", "module_mb")
 
 
 def costs_path(path: Path) -> Path:
@@ -27,13 +28,15 @@ def write_results(cells: list, pair, path: Path, extra: dict | None = None, pick
     rows = [dataclasses.asdict(c) for c in cells]
     scores = [{k: v for k, v in row.items() if k not in COST_FIELDS} for row in rows]
     costs = [{k: row[k] for k in ("method", "task", "seed", *COST_FIELDS)} for row in rows]
+    from bench.costs import environment
+
     try:
         with file_lock(path.parent / ".bench-results.lock"):
             if path.exists() and pick_free_name:
                 path = next(p for i in range(2, 10_000) if not (p := path.with_name(f"{path.stem}-{i}.json")).exists())
             if path.exists():
                 raise BenchError(f"{path} exists; refusing to overwrite finished results (pass another --out)")
-            write_json_atomic(costs_path(path), {"costs": costs})
+            write_json_atomic(costs_path(path), {"costs": costs, "environment": environment()})
             write_json_atomic(path, {"pair": pair.name, "cells": scores, **(extra or {})})
     except OSError as error:
         raise BenchError(f"cannot write results {path}: {one_line(error)} (finished cells are cached: "
@@ -60,9 +63,12 @@ def load_results(path: Path) -> dict:
         raise BenchError(f"cannot read results {path}: {error}") from None
     costs = {}
     if costs_path(path).exists():
-        costs = {(c["method"], c["task"], c["seed"]): c for c in read_json(costs_path(path))["costs"]}
-    blank = {"train_wall_s": 0.0, "eval_wall_s": 0.0, "peak_mem_mb": 0.0, "memory_kind": "", "device": "?"}
+        costs_file = read_json(costs_path(path))
+        costs = {(c["method"], c["task"], c["seed"]): c for c in costs_file["costs"]}
+        results.setdefault("environment", costs_file.get("environment", {}))
+    blank = {"train_wall_s": 0.0, "eval_wall_s": 0.0, "peak_mem_mb": 0.0, "memory_kind": "", "device": "?",
+             "device_count": 1, "peak_reserved_mb": 0.0, "land_wall_s": 0.0, "module_mb": 0.0}
     for cell in results["cells"]:
         cost = costs.get((cell["method"], cell["task"], cell["seed"]), blank)
-        cell.update({k: cost[k] for k in COST_FIELDS})
+        cell.update({k: cost.get(k, blank[k]) for k in COST_FIELDS})  # older costs files lack newer fields
     return results
