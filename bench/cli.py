@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import re
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -134,7 +135,8 @@ def run(
     if limit is not None and limit <= 0:
         raise BenchError("--limit must be positive")
     default_out = out is None
-    out = out or Path("results") / f"{pair}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.json"
+    safe_name = re.sub(r"[^A-Za-z0-9._-]+", "_", the_pair.name)  # `--pair org/a,org/b` names no folders
+    out = out or Path("results") / f"{safe_name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.json"
     if dry_run:
         from bench.plan import describe_plan, plan
 
@@ -156,8 +158,6 @@ def run(
 
 def apply_environment(offline: bool, data_dir: Path | None) -> None:
     """--offline and --data-dir are environment for every library below us (hub, datasets, transformers)."""
-    import os
-
     from bench.data import DATA_ENV
     from bench.hub import go_offline
 
@@ -182,7 +182,8 @@ def list_(what: Annotated[str, typer.Argument(help="methods | pairs | tasks")]):
     registry = kinds.get(what)
     for name in registry.names():
         item = registry.get(name)
-        doc = getattr(item, "description", None) or (sys.modules[item.__module__].__doc__ or "").strip()
+        doc = getattr(item, "description", None) or item.__doc__ or sys.modules[item.__module__].__doc__ or ""
+        doc = doc.strip()
         typer.echo(f"{name:18s} {doc.splitlines()[0] if doc else ''}")
 
 

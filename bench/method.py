@@ -26,15 +26,15 @@ PEFT_TYPES = ("lora", "dora", "adapter")
 
 @dataclass(frozen=True)
 class Recipe:
-    """Fine-tuning recipe. Defaults are scaled to the tiny world (papers: rank 32-64, lr 3e-4, 3 epochs)."""
+    """Fine-tuning recipe at the papers' scale; a pair may rescale it (tiny pairs: rank 8, lr x33)."""
 
-    rank: int = 8            # LoRA rank
-    alpha: int = 16          # LoRA alpha (scaling = alpha / rank)
+    rank: int = 64           # LoRA rank (Trans-PEFT math/code: 64; commonsense: 32)
+    alpha: int = 128         # LoRA alpha (scaling = alpha / rank)
     dropout: float = 0.05    # LoRA dropout (Trans-PEFT's script uses 0.05)
     targets: tuple[str, ...] = ATTENTION  # Trans-PEFT's math script: q, k, v, o
-    lr: float = 3e-3         # 10x the papers' 3e-4: a 1M-parameter model needs larger steps
+    lr: float = 3e-4         # Trans-PEFT's script
     schedule: str = "cosine"  # cosine | constant
-    steps: int = 200
+    steps: int | None = None  # None: the task's budget (papers: 3 epochs of batch 16; tiny tasks: fixed steps)
     batch_size: int = 16
     peft: str = "lora"       # lora | dora (peft, use_dora=True) | adapter (Houlsby bottleneck, bench/adapters.py)
 
@@ -43,7 +43,7 @@ class Recipe:
             raise BenchError(f"peft must be one of {', '.join(PEFT_TYPES)}, got {self.peft!r}")
         if self.rank <= 0:
             raise BenchError(f"rank must be a positive integer, got {self.rank}")
-        if self.lr <= 0 or self.steps <= 0 or self.batch_size <= 0:
+        if self.lr <= 0 or (self.steps is not None and self.steps <= 0) or self.batch_size <= 0:
             raise BenchError("lr, steps and batch_size must be positive")
         if self.schedule not in ("cosine", "constant"):
             raise BenchError(f"schedule must be cosine or constant, got {self.schedule!r}")
@@ -115,6 +115,10 @@ class Method:
 def _coerce(key: str, value, default):
     """Give a CLI/config value the type of the option's default (targets: 'q_proj,v_proj' -> tuple)."""
     try:
+        if key == "steps" and value in (None, "none", "None"):
+            return None  # back to the task's budget
+        if key == "steps":
+            default = 0
         if isinstance(default, tuple):
             return tuple(v.strip() for v in value.split(",")) if isinstance(value, str) else tuple(value)
         if isinstance(default, int) and not isinstance(default, bool):

@@ -9,6 +9,7 @@ from bench.registry import Registry
 from bench.tinypair import ModelSpec, TinyPairSpec, UpdateSpec, build_v0, build_v1, checkpoint_key
 from bench.world import WorldSpec
 
+TINY_LR_SCALE = 1e-2 / 3e-4  # Trans-PEFT's lr 3e-4 -> 1e-2: the tiny arithmetic task is not learnt below ~1e-2
 PAIRS = Registry("pair", entry_point_group="peft_transfer_bench.pairs")
 
 
@@ -23,6 +24,10 @@ class TinyPair:
 
     def base_dir(self, version: str) -> Path:
         return {"old": build_v0, "new": build_v1}[version](self.spec)
+
+    def recipe_scale(self, recipe) -> dict:
+        """Paper recipes on a 0.7M-parameter model: rank 8 (alpha 2r) and learning rates x33."""
+        return {"rank": min(recipe.rank, 8), "alpha": 2 * min(recipe.rank, 8), "lr": recipe.lr * TINY_LR_SCALE}
 
     def version_id(self, version: str) -> str:
         """The recipe hash: names exactly what was (or will be) trained, without building it."""

@@ -50,9 +50,10 @@ def _time(fn, steps: int) -> list[float]:
 
 
 def measure_ratios(pair, steps: int = 30, rounds: int = 5) -> list[str]:
-    from methods.trans_peft import TransPEFT, knowledge_masking_and_dropping
+    from bench.protocol import build_method
+    from methods.trans_peft import knowledge_masking_and_dropping
 
-    method = TransPEFT()
+    method = build_method("trans_peft", None, pair)
     model, tokenizer = _lora_model(pair, method)
     batch = _batch(tokenizer, method.recipe.batch_size)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)

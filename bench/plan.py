@@ -21,8 +21,8 @@ def plan(methods: list[str], pair, tasks: list, seeds: list[int], overrides: dic
     for seed in seeds:
         for task in tasks:
             for name in methods:
-                method = build_method(name, overrides)
-                source = module_source(method, overrides)
+                method = build_method(name, overrides, pair)
+                source = module_source(method, overrides, pair)
                 key = module_key(source, pair, task, seed)
                 trainings.setdefault(key, {"method": source.name, "task": getattr(task, "train_key", task.name),
                                            "base": pair.version_id(source.trains_on), "seed": seed,

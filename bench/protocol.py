@@ -57,10 +57,11 @@ class Cell:
     module_mb: float = 0.0       # the trained module's size on disk
 
 
-def build_method(name: str, overrides: dict | None = None) -> Method:
-    """Instantiate a registered method with recipe overrides: {"lr": 1e-3} or {"trans_peft.p_c": 0.2}."""
+def build_method(name: str, overrides: dict | None = None, pair=None) -> Method:
+    """Instantiate a registered method: its paper recipe, rescaled for `pair` (tiny pairs), then the
+    user's overrides ({"lr": 1e-3} or {"trans_peft.p_c": 0.2}), which are absolute values."""
     cls = METHODS.get(name)
-    mine = {}
+    mine = dict(pair.recipe_scale(cls.default_recipe)) if hasattr(pair, "recipe_scale") else {}
     fields = {f.name for f in dataclasses.fields(cls.recipe_class)}
     for key, value in (overrides or {}).items():
         scope, _, option = key.rpartition(".")
@@ -69,8 +70,8 @@ def build_method(name: str, overrides: dict | None = None) -> Method:
     return cls(**mine)
 
 
-def module_source(method: Method, overrides: dict | None) -> Method:
-    return build_method(method.reuses, overrides) if method.reuses else method
+def module_source(method: Method, overrides: dict | None, pair=None) -> Method:
+    return build_method(method.reuses, overrides, pair) if method.reuses else method
 
 
 def device() -> torch.device:
@@ -116,7 +117,7 @@ def module_key(method: Method, pair, task, seed: int) -> str:
     # Tasks that share a training set (commonsense-8: Commonsense170K) share one module.
     task_key = getattr(task, "train_key", task.name)
     return config_hash({"base": pair.version_id(method.trains_on), "task": task_key, "recipe": recipe, "seed": seed,
-                        "data": train_data_hash(task, pair, method.trains_on)})
+                        "data": train_data_hash(task, pair, method.trains_on), "budget": task.budget()})
 
 
 def check_module(module_dir: Path, meta: dict, expected_base: str) -> None:
@@ -149,15 +150,19 @@ def train_module(method: Method, pair, task, seed: int) -> tuple[Path, dict]:
         torch.manual_seed(seed)
         model = method.attach(model)  # LoRA / DoRA through peft, or the harness's bottleneck adapters
         examples = encode_examples(tokenizer, task.train_examples(pair, method.trains_on))
-        batches = supervised_batches(examples, method.recipe.batch_size, tokenizer.pad_token_id, seed)
+        recipe = method.recipe
+        steps = recipe.steps or task.train_steps(len(examples), recipe.batch_size)
+        lr = recipe.lr * task.lr_scale
+        batches = supervised_batches(examples, recipe.batch_size, tokenizer.pad_token_id, seed)
         batches = ({k: v.to(device()) for k, v in b.items()} for b in batches)
         with measure() as cost, method.during_training(model):
-            stats = train_loop(model, batches, method.recipe.steps, method.recipe.lr, method.recipe.schedule,
+            stats = train_loop(model, batches, steps, lr, recipe.schedule,
                                description=f"training {method.name} on {task.name}")
         method.save_module(model, out)
         meta = {"method": method.name, "task": task.name, "seed": seed, "trained_on": method.trains_on,
                 "base": pair.version_id(method.trains_on), "recipe": dataclasses.asdict(method.recipe),
-                "trainable_params": count_trainable(model), **stats, "cost": dataclasses.asdict(cost)}
+                "steps": steps, "lr": lr, "trainable_params": count_trainable(model), **stats,
+                "cost": dataclasses.asdict(cost)}
         (out / "module.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
 
     path = cached_dir("modules", key, build)
@@ -167,7 +172,7 @@ def train_module(method: Method, pair, task, seed: int) -> tuple[Path, dict]:
 
 
 def evaluate_cell(method: Method, pair, task, seed: int, limit: int | None, overrides: dict | None) -> Cell:
-    source = module_source(method, overrides)
+    source = module_source(method, overrides, pair)
     module_dir, meta = train_module(source, pair, task, seed)
     target = pair.version_id(method.lands_on)
     eval_key = config_hash({"module": module_dir.name, "land": method.name, "target": target,
@@ -212,7 +217,7 @@ def evaluate_cell(method: Method, pair, task, seed: int, limit: int | None, over
 
 def run_grid(methods: list[str], pair, tasks: list, seeds: list[int], overrides: dict | None = None,
              limit: int | None = None) -> list[Cell]:
-    built = [build_method(m, overrides) for m in methods]  # all recipes checked before any training
+    built = [build_method(m, overrides, pair) for m in methods]  # all recipes checked before any training
     check_pair(pair)  # shapes from headers only: an incompatible pair fails before anything trains
     cells = []
     with progress_bar(f"{pair.name}: cells", len(seeds) * len(tasks) * len(built)) as advance:

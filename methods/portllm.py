@@ -1,7 +1,7 @@
 """PortLLM: a LoRA "model patch" trained on the old base, merged into the new base's weights (training-free).
 
-Recipe (PortLLM): r=8 on q, k, v, o, gate, up, down; constant lr 4e-4 (x10 for the tiny world,
-as for every recipe here). The patch is theta' + delta_theta, delta_theta = theta_i - theta: what
+Recipe (PortLLM): r=8 on q, k, v, o, gate, up, down; constant lr 4e-4 (tiny pairs rescale it
+like every recipe). The patch is theta' + delta_theta, delta_theta = theta_i - theta: what
 fine-tuning changed on the base it was trained on.
   LoRA: delta = scaling * B @ A (peft's merge). For plain LoRA this equals direct transfer of the same
         LoRA up to merge rounding: the methods differ in recipe (rank, targets, lr) and in landing merged.
@@ -26,7 +26,7 @@ class PortLLM(Method):
     name = "portllm"
     trains_on = "old"
     lands_on = "new"
-    default_recipe = Recipe(rank=8, alpha=16, targets=ALL_LINEAR, lr=4e-3, schedule="constant")
+    default_recipe = Recipe(rank=8, alpha=16, targets=ALL_LINEAR, lr=4e-4, schedule="constant")
 
     def __init__(self, **overrides):
         super().__init__(**overrides)

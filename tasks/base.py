@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from bench.registry import Registry
@@ -23,6 +24,15 @@ class TaskScore:
 class Task:
     name: str
     metric: str
+    epochs: float = 3                # training budget: epochs of the train split (papers: 3, batch 16) ...
+    fixed_steps: int | None = None   # ... or a fixed number of steps (tiny tasks: small, repeated train sets)
+    lr_scale: float = 1.0            # multiplies every method's learning rate on this task
+
+    def train_steps(self, n_examples: int, batch_size: int) -> int:
+        return self.fixed_steps or max(1, math.ceil(self.epochs * n_examples / batch_size))
+
+    def budget(self) -> dict:
+        return {"epochs": self.epochs, "fixed_steps": self.fixed_steps, "lr_scale": self.lr_scale}
 
     def train_examples(self, pair, version: str) -> list[tuple[str, str]]:
         """(prompt, answer) pairs for fine-tuning a module on `pair`'s `version` ("old"/"new") base."""
