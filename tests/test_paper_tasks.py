@@ -11,9 +11,7 @@ from bench.errors import BenchError
 from tasks.base import TASKS
 from tasks.lmeval import score_with_lmeval
 
-GSM8K = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k_test.jsonl"
-if not GSM8K.exists():
-    GSM8K = Path("/work/shared/data/gsm8k_test.jsonl")
+GSM8K = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k_test.jsonl"  # ../shared beside the repo
 
 
 class QuestionAnsweringLM(AnsweringLM):
