@@ -23,7 +23,8 @@ def test_every_peft_type_trains_transfers_and_evaluates_on_the_micro_pair(micro_
     overrides = FAST | {"peft": peft}
     task = TASKS.get("tiny_knowledge")()
     names = ["finetune_old", "direct_transfer", "trans_peft"] + (["portllm"] if peft != "adapter" else [])
-    cells = {n: evaluate_cell(build_method(n, overrides, micro_pair), micro_pair, task, 0, None, overrides) for n in names}
+    cells = {n: evaluate_cell(build_method(n, overrides, micro_pair), micro_pair, task, 0, None, overrides)
+             for n in names}
     for cell in cells.values():
         assert 0 <= cell.score <= 100 and cell.n > 0 and cell.trainable_params > 0
     assert cells["direct_transfer"].module_key == cells["finetune_old"].module_key
