@@ -59,7 +59,7 @@ def measure_ratios(pair, steps: int = 30, rounds: int = 5) -> list[str]:
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     model.train()
     per_round = max(1, steps // rounds)
-    times = {"lora": [], "trans_peft": [], "bare": [], "harness": []}
+    times = {"lora": [], "trans_peft": [], "dropping_only": [], "bare": [], "harness": []}
 
     def harness_steps():
         train_loop(model, repeat(batch), per_round, 1e-4, description="perf")
@@ -69,6 +69,8 @@ def measure_ratios(pair, steps: int = 30, rounds: int = 5) -> list[str]:
         times["lora"] += _time(lambda: _bare_step(model, optimizer, batch), per_round)
         with knowledge_masking_and_dropping(model, method.recipe.p_i, method.recipe.p_c):
             times["trans_peft"] += _time(lambda: _bare_step(model, optimizer, batch), per_round)
+        with knowledge_masking_and_dropping(model, 0.0, method.recipe.p_c):
+            times["dropping_only"] += _time(lambda: _bare_step(model, optimizer, batch), per_round)
         times["bare"] += _time(lambda: _bare_step(model, optimizer, batch), per_round)
         start = time.perf_counter()
         harness_steps()
@@ -80,5 +82,7 @@ def measure_ratios(pair, steps: int = 30, rounds: int = 5) -> list[str]:
         + ", ".join(f"{k} {v * 1e3:.1f}" for k, v in med.items()),
         f"trans_peft / LoRA step time: {med['trans_peft'] / med['lora']:.3f} "
         f"(p_c={method.recipe.p_c}, p_i={method.recipe.p_i}; target <= 1.0)",
+        f"trans_peft without masking (p_i=0) / LoRA step time: {med['dropping_only'] / med['lora']:.3f} "
+        "(the mask's random numbers are what costs)",
         f"harness / bare PyTorch step time: {med['harness'] / med['bare']:.3f} (target <= 1.05)",
     ]

@@ -86,4 +86,4 @@ def test_perf_reports_both_ratios_measured_in_one_run(micro_pair):
     result = runner.invoke(app, ["perf", "--pair", "micro", "--steps", "5"])
     assert result.exit_code == 0, result.output
     ratios = [float(line.split(": ")[1].split()[0]) for line in result.stdout.splitlines() if "step time:" in line]
-    assert len(ratios) == 2 and all(0 < r < 10 for r in ratios)
+    assert len(ratios) == 3 and all(0 < r < 10 for r in ratios)
