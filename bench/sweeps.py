@@ -149,7 +149,7 @@ def parse_grid(items: list[str]) -> list[tuple[str, list]]:
     from bench.cli import parse_value
 
     grid = []
-    for item in items:
+    for item in [word for text in items for word in text.split()]:  # --grid "p_c=0,0.1 p_i=0,0.05" too
         name, sep, values = item.partition("=")
         parsed = [parse_value(v.strip()) for v in values.split(",") if v.strip()]
         if not sep or not name.strip() or not parsed:

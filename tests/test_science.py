@@ -103,7 +103,7 @@ def test_diagnose_command_with_portllm_check(micro_pair, tmp_path):
 
 def test_grid_sweep_lays_out_fig6(micro_pair, tmp_path):
     out = tmp_path / "grid"
-    result = invoke(["sweep", "--method", "trans_peft", "--grid", "p_c=0,0.3", "--grid", "p_i=0,0.1",
+    result = invoke(["sweep", "--method", "trans_peft", "--grid", "p_c=0,0.3 p_i=0,0.1",
                      "--pair", "micro", "--seeds", "0,1", "--references", "direct_transfer", "--out", str(out),
                      "--tasks", "tiny_knowledge", "--limit", "8"])
     summary = json.loads((out / "summary.json").read_text())
