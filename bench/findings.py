@@ -4,7 +4,9 @@ Nothing here is written by hand: every verdict is a rule applied to the numbers 
 `bench sweep-update`, `bench sweep`, `bench chain` and `bench diagnose --out` write. The rules:
   "about as good as"   the method is at most --tolerance points below the reference on average;
   "beats" / "collapses" the paired difference over (task, seed) is in the claimed direction, larger than
-                       the tolerance for a collapse, and significant (paired t-test, p < --alpha).
+                       the tolerance for a collapse, and significant (paired t-test, p < --alpha);
+  floor                where every compared score is below FLOOR points the task is not learnt at all,
+                       and the claim is listed as not measured rather than failed.
 Where the runs that a claim needs are missing the claim is listed as not measured, never guessed.
 """
 
@@ -49,6 +51,17 @@ def significant(test: PairedT, alpha: float) -> bool:
     return test.p is not None and test.p < alpha
 
 
+FLOOR = 10.0  # both sides below this many points: the task is not learnt here, so no claim can be tested
+
+
+def at_floor(*score_lists: list[dict]) -> bool:
+    return max(s["score"] for scores in score_lists for s in scores) < FLOOR
+
+
+def floor_note(test: PairedT, a: str, b: str) -> str:
+    return f"every score below {FLOOR:g} (the task is not learnt here): {describe(test, a, b)}"
+
+
 def _scores(point: dict, method: str) -> list[dict] | None:
     entry = point["methods"].get(method)
     return entry["scores"] if entry else None
@@ -59,6 +72,8 @@ def about_as_good(point: dict, method: str, reference: str, tolerance: float) ->
     if a is None or b is None:
         return UNMEASURED, f"needs {method} and {reference}"
     test = paired(a, b)
+    if at_floor(a, b):
+        return UNMEASURED, floor_note(test, method, reference)
     return (REPRODUCES if test.mean_diff >= -tolerance else FAILS), describe(test, method, reference)
 
 
@@ -67,6 +82,8 @@ def beats(point: dict, method: str, reference: str, alpha: float) -> tuple[str, 
     if a is None or b is None:
         return UNMEASURED, f"needs {method} and {reference}"
     test = paired(a, b)
+    if at_floor(a, b):
+        return UNMEASURED, floor_note(test, method, reference)
     return (REPRODUCES if test.mean_diff > 0 and significant(test, alpha) else FAILS), describe(test, method, reference)
 
 
@@ -75,6 +92,8 @@ def collapses(point: dict, method: str, reference: str, tolerance: float, alpha:
     if a is None or b is None:
         return UNMEASURED, f"needs {method} and {reference}"
     test = paired(a, b)
+    if at_floor(a, b):
+        return UNMEASURED, floor_note(test, method, reference)
     ok = test.mean_diff < -tolerance and significant(test, alpha)
     return (REPRODUCES if ok else FAILS), describe(test, method, reference)
 
@@ -132,25 +151,28 @@ def grid_findings(summary: dict, alpha: float) -> list[Finding]:
         base = points[0]
         best = max(points[1:], key=lambda p: p["mean"], default=None)
         fixed = ", ".join(f"{k}={v}" for k, v in stage["fixed"].items())
-        where = f"{summary['pair']} {summary['method']} grid, {stage['param']} sweep" + (f" at {fixed}" * bool(fixed))
+        where = (f"{summary['pair']} {summary['method']} grid ({', '.join(summary['tasks'])}), {stage['param']} sweep"
+                 + (f" at {fixed}" * bool(fixed)))
         claim = f"some {stage['param']} > {base['value']} beats {stage['param']} = {base['value']} (Fig. 6 shape)"
         if best is None:
             found.append(Finding(claim, "Trans-PEFT", where, "needs two or more values", UNMEASURED))
             continue
         test = paired(best["scores"], base["scores"])
         ok = test.mean_diff > 0 and significant(test, alpha)
-        found.append(Finding(claim, "Trans-PEFT", where,
-                             describe(test, f"{stage['param']}={best['value']} (best)",
-                                      f"{stage['param']}={base['value']}"),
-                             REPRODUCES if ok else FAILS))
+        names = f"{stage['param']}={best['value']} (best)", f"{stage['param']}={base['value']}"
+        if at_floor(*[p["scores"] for p in points]):
+            found.append(Finding(claim, "Trans-PEFT", where, floor_note(test, *names), UNMEASURED))
+        else:
+            found.append(Finding(claim, "Trans-PEFT", where, describe(test, *names), REPRODUCES if ok else FAILS))
     refs = summary.get("references", {})
     if "direct_transfer" in refs:
         best_point = next(p for p in summary["stages"][-1]["points"] if p["value"] == summary["stages"][-1]["best"])
-        test = paired(best_point["scores"], refs["direct_transfer"]["scores"])
-        ok = test.mean_diff > 0 and significant(test, alpha)
+        point = {"methods": {summary["method"]: best_point, "direct_transfer": refs["direct_transfer"]}}
+        verdict, evidence = beats(point, summary["method"], "direct_transfer", alpha)
+        best = ", ".join(f"{k}={v}" for k, v in summary["best"].items())
         found.append(Finding("Trans-PEFT (best grid point) beats direct transfer", "Trans-PEFT",
-                             f"{summary['pair']} {summary['method']} grid, best {summary['best']}",
-                             describe(test, summary["method"], "direct_transfer"), REPRODUCES if ok else FAILS))
+                             f"{summary['pair']} {summary['method']} grid ({', '.join(summary['tasks'])}), best {best}",
+                             evidence, verdict))
     return found
 
 

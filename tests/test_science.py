@@ -203,3 +203,15 @@ def test_findings_bad_input(tmp_path):
     assert result.exit_code == 2 and "no sweep, chain or diagnose summaries" in result.output
     result = runner.invoke(app, ["findings", str(tmp_path / "missing")])
     assert result.exit_code == 2 and "not a directory" in result.output
+
+
+def test_findings_at_floor_are_not_measured(tmp_path):
+    zeros = [{"task": "a", "seed": s, "score": float(s % 2)} for s in range(3)]
+    grid = {"kind": "sweep", "pair": "tiny", "method": "trans_peft", "tasks": ["a"], "best": {"p_c": 0.1},
+            "references": {}, "stages": [{"param": "p_c", "fixed": {}, "best": 0.1,
+                                          "points": [{"value": 0, "scores": zeros, "mean": 0.3},
+                                                     {"value": 0.1, "scores": zeros, "mean": 0.3}]}]}
+    (tmp_path / "summary.json").write_text(json.dumps(grid))
+    text = invoke(["findings", str(tmp_path)]).output
+    line = next(ln for ln in text.splitlines() if ln.startswith("| some p_c"))
+    assert "the task is not learnt here" in line and line.rstrip(" |").endswith("not measured")
