@@ -189,6 +189,21 @@ def chain_findings(summary: dict, tolerance: float, alpha: float) -> list[Findin
     return found
 
 
+PATCH_GAP_RATIO = 0.1  # PortLLM Table 1: the patches' difference is an order of magnitude below the weights
+
+
+def portllm_table1_finding(report: dict, check: dict) -> Finding:
+    rows = check["matrices"]
+    ratio = {norm: sum(r[f"gap_{norm}"] for r in rows) / sum(r[f"patched_{norm}"] for r in rows)
+             for norm in ("sigma_max", "fro")}
+    ok = all(v < PATCH_GAP_RATIO for v in ratio.values())
+    return Finding(f"delta'_i - delta_i is small next to theta' + delta_i (below {PATCH_GAP_RATIO:g} of it)",
+                   "PortLLM (Table 1)", f"{report['pair']}, {check['task']} seed {check['seed']}, "
+                   f"{len(rows)} patched matrices",
+                   f"‖delta'-delta‖ / ‖theta'+delta‖: sigma_max {ratio['sigma_max']:.3f}, "
+                   f"Frobenius {ratio['fro']:.3f}", REPRODUCES if ok else FAILS)
+
+
 def diagnose_findings(report: dict) -> list[Finding]:
     w, acts = report["weights"], report["activations"]
     attn_cos = sum(r["attn_cosine"] for r in acts) / len(acts)
@@ -201,7 +216,7 @@ def diagnose_findings(report: dict) -> list[Finding]:
         Finding("attention outputs stay more similar across the update than FFN outputs", "Trans-PEFT (Figs. 1-2)",
                 where, f"mean cosine old vs new: attention {attn_cos:.4f}, FFN {ffn_cos:.4f}",
                 REPRODUCES if attn_cos > ffn_cos else FAILS),
-    ]
+    ] + [portllm_table1_finding(report, check) for check in report.get("portllm", [])]
 
 
 def collect(results_dir: Path) -> list[tuple[Path, dict]]:

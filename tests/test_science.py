@@ -215,3 +215,18 @@ def test_findings_at_floor_are_not_measured(tmp_path):
     text = invoke(["findings", str(tmp_path)]).output
     line = next(ln for ln in text.splitlines() if ln.startswith("| some p_c"))
     assert "the task is not learnt here" in line and line.rstrip(" |").endswith("not measured")
+
+
+def test_findings_portllm_table1_rule(tmp_path):
+    report = {"kind": "diagnose", "pair": "tiny", "probes": 4,
+              "weights": {"attention": 0.1, "ffn": 0.2, "overall": 0.15, "layers": []},
+              "activations": [{"attn_cosine": 0.9, "ffn_cosine": 0.8}],
+              "portllm": [{"task": "a", "seed": 0, "matrices": [
+                  {"patched_sigma_max": 10.0, "patched_fro": 20.0, "gap_sigma_max": 0.5, "gap_fro": 1.0}]},
+                          {"task": "a", "seed": 1, "matrices": [
+                  {"patched_sigma_max": 10.0, "patched_fro": 20.0, "gap_sigma_max": 5.0, "gap_fro": 1.0}]}]}
+    (tmp_path / "diagnose.json").write_text(json.dumps(report))
+    lines = [ln for ln in invoke(["findings", str(tmp_path)]).output.splitlines() if "PortLLM (Table 1)" in ln
+             and ln.startswith("| ")]
+    assert [ln.split("|")[5].strip() for ln in lines] == ["reproduces", "does not reproduce"]
+    assert all(len(ln.split("|")) == 7 for ln in lines)  # no stray pipes in the markdown table
