@@ -323,6 +323,7 @@ def plot(report: dict, out: Path) -> Path:
     axes[2].plot(idx, [r["ffn_gain_new"] for r in acts], "s-", label="new")
     axes[2].set(title="FFN effect on activation magnitude", xlabel="layer", ylabel="||h + FFN(h)|| / ||h||")
     for ax in axes:
+        ax.set_xticks(layers)
         ax.legend()
     fig.suptitle(f"{report['pair']}: update anatomy")
     fig.savefig(out, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
