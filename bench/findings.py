@@ -32,10 +32,13 @@ class Finding:
 
 
 def paired(a: list[dict], b: list[dict]) -> PairedT:
-    """Paired t-test of a - b over the (task, seed) cells both hold."""
+    """Paired t-test of a - b over the (task, seed) cells both hold, leaving out tasks where every score of
+    both is below FLOOR (a task not learnt at all adds only ties that dilute the test)."""
     b_by = {(s["task"], s["seed"]): s["score"] for s in b}
     keys = [(s["task"], s["seed"]) for s in a if (s["task"], s["seed"]) in b_by]
     a_by = {(s["task"], s["seed"]): s["score"] for s in a}
+    learnt = {t for t, _ in keys if any(max(a_by[k], b_by[k]) >= FLOOR for k in keys if k[0] == t)}
+    keys = [k for k in keys if k[0] in learnt] or keys
     return paired_t_test([a_by[k] for k in keys], [b_by[k] for k in keys])
 
 
@@ -106,7 +109,8 @@ def _size(point: dict) -> str:
 def severity_findings(summary: dict, tolerance: float, alpha: float) -> list[Finding]:
     found = []
     points = sorted(summary["points"], key=lambda p: p["weight_change"]["overall"])
-    label = f"{summary['pair']} {summary['update_kind']} sweep"
+    label = (f"{summary['pair']} {summary['update_kind']} sweep ({', '.join(summary['tasks'])}; "
+             f"{len(summary['seeds'])} seeds)")
     for point in points:
         where = f"{label}, x{point['severity']:g} ({_size(point)})"
         for claim, source, (verdict, evidence) in [
@@ -151,7 +155,8 @@ def grid_findings(summary: dict, alpha: float) -> list[Finding]:
         base = points[0]
         best = max(points[1:], key=lambda p: p["mean"], default=None)
         fixed = ", ".join(f"{k}={v}" for k, v in stage["fixed"].items())
-        where = (f"{summary['pair']} {summary['method']} grid ({', '.join(summary['tasks'])}), {stage['param']} sweep"
+        where = (f"{summary['pair']} {summary['method']} grid ({', '.join(summary['tasks'])}; "
+                 f"{len(summary['seeds'])} seeds), {stage['param']} sweep"
                  + (f" at {fixed}" * bool(fixed)))
         claim = f"some {stage['param']} > {base['value']} beats {stage['param']} = {base['value']} (Fig. 6 shape)"
         if best is None:
@@ -179,7 +184,8 @@ def grid_findings(summary: dict, alpha: float) -> list[Finding]:
 def chain_findings(summary: dict, tolerance: float, alpha: float) -> list[Finding]:
     found = []
     for point in summary["points"]:
-        where = f"{summary['pair']} chain, module from v0 landed on {point['version']} ({_size(point)})"
+        where = (f"{summary['pair']} chain ({', '.join(summary['tasks'])}; {len(summary['seeds'])} seeds), "
+                 f"module from v0 landed on {point['version']} ({_size(point)})")
         verdict, evidence = about_as_good(point, "portllm", "finetune_new", tolerance)
         found.append(Finding("a ported patch stays about as good as re-tuning along a chain of updates",
                              "PortLLM (Table A)", where, evidence, verdict))

@@ -172,7 +172,8 @@ def test_findings_follow_the_numbers(tmp_path):
     severe = _point(3, 0.3, finetune_new=near, portllm=[("a", s, 40.0 + 2 * s * s) for s in seeds],
                     direct_transfer=[("a", s, 30.0 + s * s) for s in seeds],
                     trans_peft=[("a", s, 50.0 + 2 * s + s * s) for s in seeds])
-    sweep = {"kind": "sweep-update", "pair": "tiny", "update_kind": "full", "points": [severe, mild]}
+    sweep = {"kind": "sweep-update", "pair": "tiny", "update_kind": "full", "tasks": ["a"], "seeds": list(seeds),
+             "points": [severe, mild]}
     (tmp_path / "sweep").mkdir()
     (tmp_path / "sweep" / "summary.json").write_text(json.dumps(sweep))
     out = tmp_path / "FINDINGS.md"
@@ -181,11 +182,11 @@ def test_findings_follow_the_numbers(tmp_path):
     rows = {line.split("|")[3].strip() + " / " + line.split("|")[1].strip(): line.split("|")[5].strip()
             for line in text.splitlines() if line.startswith("| ") and "verdict" not in line}
     portllm = "a ported old-base LoRA patch is about as good as re-tuning on the updated base"
-    assert rows[f"tiny full sweep, x0.25 (attn 0.010, FFN 0.010) / {portllm}"] == "reproduces"
-    assert rows[f"tiny full sweep, x3 (attn 0.300, FFN 0.300) / {portllm}"] == "does not reproduce"
+    assert rows[f"tiny full sweep (a; 5 seeds), x0.25 (attn 0.010, FFN 0.010) / {portllm}"] == "reproduces"
+    assert rows[f"tiny full sweep (a; 5 seeds), x3 (attn 0.300, FFN 0.300) / {portllm}"] == "does not reproduce"
     collapse = next(v for k, v in rows.items() if "collapses" in k)
     assert collapse == "reproduces"
-    beats_mild = rows["tiny full sweep, x0.25 (attn 0.010, FFN 0.010) / Trans-PEFT beats direct transfer"]
+    beats_mild = rows["tiny full sweep (a; 5 seeds), x0.25 (attn 0.010, FFN 0.010) / Trans-PEFT beats direct transfer"]
     assert beats_mild == "reproduces"  # +0.5..+0.6 every seed: small but consistent
     grows = next(v for k, v in rows.items() if "grows" in k)
     assert grows == "reproduces"
@@ -207,7 +208,8 @@ def test_findings_bad_input(tmp_path):
 
 def test_findings_at_floor_are_not_measured(tmp_path):
     zeros = [{"task": "a", "seed": s, "score": float(s % 2)} for s in range(3)]
-    grid = {"kind": "sweep", "pair": "tiny", "method": "trans_peft", "tasks": ["a"], "best": {"p_c": 0.1},
+    grid = {"kind": "sweep", "pair": "tiny", "method": "trans_peft", "tasks": ["a"], "seeds": [0, 1, 2],
+            "best": {"p_c": 0.1},
             "references": {}, "stages": [{"param": "p_c", "fixed": {}, "best": 0.1,
                                           "points": [{"value": 0, "scores": zeros, "mean": 0.3},
                                                      {"value": 0.1, "scores": zeros, "mean": 0.3}]}]}
@@ -230,3 +232,12 @@ def test_findings_portllm_table1_rule(tmp_path):
              and ln.startswith("| ")]
     assert [ln.split("|")[5].strip() for ln in lines] == ["reproduces", "does not reproduce"]
     assert all(len(ln.split("|")) == 7 for ln in lines)  # no stray pipes in the markdown table
+
+
+def test_paired_tests_leave_out_tasks_at_the_floor():
+    from bench.findings import paired
+
+    a = _scores([("arith", s, 0.0) for s in range(3)] + [("know", s, 80.0 + s) for s in range(3)])
+    b = _scores([("arith", s, 1.0) for s in range(3)] + [("know", s, 70.0 + 2 * s) for s in range(3)])
+    test = paired(a, b)
+    assert test.n == 3 and test.mean_diff == pytest.approx(9.0)
