@@ -147,7 +147,7 @@ def plot_chain(summary: dict, path: Path) -> Path:
         ax.errorbar(versions, [s["mean"] for s in stats], yerr=[s["sd"] or 0.0 for s in stats], marker="o",
                     capsize=3, label=method)
     ax.set(xlabel="version the module lands on (trained on v0; finetune_new re-tunes on each)",
-           ylabel=f"score (mean over {', '.join(summary['tasks'])}; ± sd over seeds)",
+           ylabel=f"score (mean over {len(summary['tasks'])} tasks; ± sd over {len(summary['seeds'])} seeds)",
            title=f"{summary['pair']}: chain transfer")
     ax.legend()
     return _save(fig, path)

@@ -137,7 +137,7 @@ def plot_update_sweep(summary: dict, path: Path) -> Path:
                         capsize=3, label=method)
         ax.set(xlabel=f"measured relative weight change, {group} (||W1-W0|| / ||W0||)",
                title=f"{summary['pair']}: {summary['update_kind']} updates")
-    axes[0].set_ylabel(f"score (mean over {', '.join(summary['tasks'])}; ± sd over seeds {summary['seeds']})")
+    axes[0].set_ylabel(f"score (mean over {len(summary['tasks'])} tasks; ± sd over {len(summary['seeds'])} seeds)")
     axes[0].legend()
     return _save(fig, path)
 
@@ -217,7 +217,7 @@ def plot_grid(summary: dict, path: Path) -> Path:
         fixed = ", ".join(f"{k}={v}" for k, v in stage["fixed"].items())
         title = f"{summary['method']} vs {stage['param']}" + (f" ({fixed})" if fixed else "")
         ax.set(xlabel=stage["param"], title=title)
-    axes[0][0].set_ylabel(f"score (mean over {', '.join(summary['tasks'])}; ± sd over seeds {summary['seeds']})")
+    axes[0][0].set_ylabel(f"score (mean over {len(summary['tasks'])} tasks; ± sd over {len(summary['seeds'])} seeds)")
     axes[0][0].legend()
     return _save(fig, path)
 
