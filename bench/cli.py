@@ -1,4 +1,5 @@
-"""The `bench` command line: run, list, make-pair, perf, report, compare."""
+"""The `bench` command line: run, list, make-pair, perf, report, compare, sweep-update, diagnose, sweep, chain,
+findings."""
 
 from __future__ import annotations
 
@@ -259,6 +260,175 @@ def compare(
     typer.echo(comparison_table(rows, alpha, min_delta))
     if any(r.regressed for r in rows):
         raise typer.Exit(1)
+
+
+# --- science tools: severity sweeps, update anatomy, hyper-parameter grids, chains, findings -------------
+
+REFERENCE_METHODS = "direct_transfer,finetune_new"
+CHAIN_METHODS = "direct_transfer,portllm,trans_peft,finetune_new"
+TINY_TASKS = "tiny_arith,tiny_knowledge"
+
+
+def _task_objects(the_pair, tasks: str | None):
+    _, _, TASKS = registries()
+    tasks = tasks or ",".join(getattr(the_pair, "suite", None) or DEFAULT_TASKS.split(","))
+    return [TASKS.get(t)() for t in TASKS.parse_list(tasks)]
+
+
+def _fresh_dir(out: Path | None, default: str) -> Path:
+    return out or Path("results") / f"{default}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
+
+
+@app.command("sweep-update")
+@one_line_errors
+def sweep_update(
+    pair: Annotated[str, typer.Option(help="Tiny pair whose v0 every update starts from.")] = "tiny",
+    kind: Annotated[str, typer.Option(help="Update kind: full | lora-merged | ffn-only.")] = "full",
+    severity: Annotated[str, typer.Option(help="Comma-separated S: v1 = v0 + S x the pair's update steps "
+                                                "at its lr (1 = the pair's own update, 0 = none).")] = "0.25,1,3",
+    methods: Annotated[str, typer.Option(help="Comma-separated methods.")] = DEFAULT_METHODS,
+    tasks: Annotated[str, typer.Option(help="Comma-separated tasks.")] = TINY_TASKS,
+    seeds: Annotated[str, typer.Option(help="Comma-separated training seeds.")] = "0,1",
+    limit: Annotated[int | None, typer.Option(help="Evaluate on the first N test samples of each task.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output directory (default under results/).")] = None,
+):
+    """Score vs update size: a family of v1s of growing severity, every method on each, plotted with error bars."""
+    METHODS, PAIRS, _ = registries()
+    from bench.sweeps import parse_severities
+    from bench.sweeps import sweep_update as run_sweep
+
+    method_names = METHODS.parse_list(methods)
+    the_pair = PAIRS.get(pair)
+    severities = parse_severities(severity)
+    seed_list = parse_seeds(seeds)
+    task_objs = _task_objects(the_pair, tasks)
+    out = _fresh_dir(out, f"sweep-update-{pair}-{kind}")
+    summary = run_sweep(the_pair, kind, severities, method_names, task_objs, seed_list, out, limit)
+    from tabulate import tabulate
+
+    rows = [[f"x{p['severity']:g}", p["steps"], f"{p['weight_change']['attention']:.4f}",
+             f"{p['weight_change']['ffn']:.4f}"] + [f"{p['methods'][m]['mean']:.1f}" for m in method_names]
+            for p in summary["points"]]
+    typer.echo(tabulate(rows, ["severity", "steps", "attn change", "FFN change"] + method_names, tablefmt="github",
+                        disable_numparse=True))
+    typer.echo(f"results: {out}/summary.json, plot: {out}/severity.png")
+
+
+@app.command()
+@one_line_errors
+def diagnose(
+    pair: Annotated[str, typer.Option(help="Any registered pair (bench list pairs).")] = "tiny",
+    tasks: Annotated[str | None, typer.Option(help="Tasks whose cached finetune_old/new modules feed PortLLM's "
+                                                    "Table 1 check (default: the pair's suite).")] = None,
+    seeds: Annotated[str, typer.Option(help="Seeds of those modules.")] = "0",
+    probes: Annotated[Path | None, typer.Option(help="Probe texts, one per line (default: the tiny world's text, "
+                                                     "or built-in math/code/prose).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Directory for diagnose.json, diagnose.md and diagnose.png.")] = None,
+    offline: Annotated[bool, typer.Option(help="Never contact the hub.")] = False,
+):
+    """Update anatomy per layer: attention vs FFN weight change, activation similarity, PortLLM's Table 1 check."""
+    apply_environment(offline, None)
+    from bench.diagnose import diagnose as run_diagnose
+    from bench.diagnose import plot, tables
+    from bench.pairs import get_pair
+
+    the_pair = get_pair(pair)
+    report_data = run_diagnose(the_pair, _task_objects(the_pair, tasks), parse_seeds(seeds), probes)
+    text = tables(report_data)
+    typer.echo(text, nl=False)
+    if out is not None:
+        from bench.results import check_writable
+        from bench.store import write_json_atomic
+
+        check_writable(out / "diagnose.json")
+        write_json_atomic(out / "diagnose.json", report_data)
+        (out / "diagnose.md").write_text(text)
+        plot(report_data, out / "diagnose.png")
+        typer.echo(f"written: {out}/diagnose.json, diagnose.md, diagnose.png")
+
+
+@app.command()
+@one_line_errors
+def sweep(
+    method: Annotated[str, typer.Option(help="The method whose recipe options are swept.")] = "trans_peft",
+    grid: Annotated[list[str], typer.Option(help="NAME=V1,V2,... per option, swept in the given order (coordinate "
+                                                 "ascent: each at the best of the ones before, later ones at their "
+                                                 "first value).")] = ["p_c=0,0.1,0.2,0.3", "p_i=0,0.01,0.05,0.1"],  # noqa: B006
+    pair: Annotated[str, typer.Option(help="Base-model pair.")] = "tiny",
+    tasks: Annotated[str, typer.Option(help="Comma-separated tasks.")] = "tiny_arith",
+    seeds: Annotated[str, typer.Option(help="Comma-separated training seeds.")] = "0,1",
+    references: Annotated[str, typer.Option(help="Reference-line methods ('' for none).")] = REFERENCE_METHODS,
+    limit: Annotated[int | None, typer.Option(help="Evaluate on the first N test samples of each task.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output directory (default under results/).")] = None,
+):
+    """A method's hyper-parameter grid (Trans-PEFT Fig. 6: score vs p_c at p_i=0, then vs p_i at the best p_c)."""
+    METHODS, _, _ = registries()
+    from bench.pairs import get_pair
+    from bench.sweeps import parse_grid, sweep_grid
+
+    METHODS.get(method)
+    reference_names = METHODS.parse_list(references) if references.strip() else []
+    the_pair = get_pair(pair)
+    parsed = parse_grid(grid)
+    out = _fresh_dir(out, f"sweep-{method}-{pair}")
+    summary = sweep_grid(method, parsed, the_pair, _task_objects(the_pair, tasks), parse_seeds(seeds),
+                         reference_names, out, limit)
+    for stage in summary["stages"]:
+        points = ", ".join(f"{p['value']}: {p['mean']:.1f}" + (f" ± {p['sd']:.1f}" if p["sd"] is not None else "")
+                           for p in stage["points"])
+        typer.echo(f"{stage['param']} ({', '.join(f'{k}={v}' for k, v in stage['fixed'].items())}): {points}; "
+                   f"best {stage['best']}")
+    for name, stats in summary["references"].items():
+        typer.echo(f"{name}: {stats['mean']:.1f}")
+    typer.echo(f"results: {out}/summary.json, plot: {out}/grid.png")
+
+
+@app.command()
+@one_line_errors
+def chain(
+    pair: Annotated[str, typer.Option(help="A chain of 3+ versions (e.g. mistral-7b-chain).")] = "tiny-chain",
+    methods: Annotated[str, typer.Option(help="Comma-separated methods.")] = CHAIN_METHODS,
+    tasks: Annotated[str | None, typer.Option(help="Comma-separated tasks ('' for the pair's suite).")] = TINY_TASKS,
+    seeds: Annotated[str, typer.Option(help="Comma-separated training seeds.")] = "0,1",
+    limit: Annotated[int | None, typer.Option(help="Evaluate on the first N test samples of each task.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output directory (default results/chain-<pair>-<time>).")] = None,
+):
+    """Chain transfer: a module trained on v0 landed on v1, v2, v3, ... (PortLLM Table A), as a curve."""
+    METHODS, _, _ = registries()
+    from bench.chain import chain_transfer
+    from bench.pairs import get_pair
+
+    method_names = METHODS.parse_list(methods)
+    the_pair = get_pair(pair)
+    out = _fresh_dir(out, f"chain-{pair}")
+    summary = chain_transfer(the_pair, method_names, _task_objects(the_pair, tasks), parse_seeds(seeds), out, limit)
+    for p in summary["points"]:
+        typer.echo(f"{p['version']}: " + ", ".join(f"{m} {p['methods'][m]['mean']:.1f}" for m in method_names))
+    typer.echo(f"results: {out}/summary.json, plot: {out}/chain.png")
+
+
+@app.command()
+@one_line_errors
+def findings(
+    results_dir: Annotated[Path, typer.Argument(help="Directory holding sweep, chain and diagnose outputs.")],
+    out: Annotated[Path | None, typer.Option(help="Write here (e.g. results/FINDINGS.md) instead of stdout.")] = None,
+    tolerance: Annotated[float, typer.Option(help="'About as good as': at most this many points below.")] = 5.0,
+    alpha: Annotated[float, typer.Option(help="Significance level of the paired tests.")] = 0.05,
+):
+    """FINDINGS.md from results files: which published claims reproduce here, with paired significance."""
+    from bench.findings import findings as collect_findings
+    from bench.findings import render as render_findings
+
+    if not 0 < alpha < 1 or tolerance < 0:
+        raise BenchError("--alpha must be in (0, 1) and --tolerance non-negative")
+    found, sources = collect_findings(results_dir, tolerance, alpha)
+    text = render_findings(found, [p.relative_to(results_dir) for p in sources], results_dir, tolerance, alpha)
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    typer.echo(f"findings: {out}")
 
 
 def quiet_libraries() -> None:

@@ -56,6 +56,23 @@ register_tiny("micro", "test-sized world (seconds on CPU; scores are noise)",
               pretrain_steps=40, update=UpdateSpec("full", steps=20, lr=3e-3), batch_size=8, seq_len=32)
 
 
+def register_tiny_chain(name: str, description: str, later: list[UpdateSpec], **spec_fields) -> None:
+    from bench.chain import TinyChain
+
+    PAIRS.register(name, TinyChain(name, TinyPairSpec(**spec_fields), tuple(later), description))
+
+
+# v1 is the default tiny pair's v1 (one cache entry); v2, v3 continue it on freshly drawn version-1 text.
+register_tiny_chain("tiny-chain", "v0 -> v1 (the tiny update) -> v2 -> v3, each a further full-weight update",
+                    update=UpdateSpec("full", steps=800, lr=1e-3),
+                    later=[UpdateSpec("full", steps=800, lr=1e-3)] * 2)
+register_tiny_chain("micro-chain", "test-sized chain v0 -> v1 -> v2 -> v3 (seconds on CPU; scores are noise)",
+                    world=WorldSpec(n_entities=24, n_new_entities=4, max_operand=9),
+                    model=ModelSpec(hidden=32, layers=2, heads=2, intermediate=64, max_positions=64),
+                    pretrain_steps=40, update=UpdateSpec("full", steps=20, lr=3e-3), batch_size=8, seq_len=32,
+                    later=[UpdateSpec("full", steps=20, lr=3e-3)] * 2)
+
+
 # ---------------------------------------------------------------------------------------------
 # Real pairs: model ids on the hub (or local paths), as data. Nothing is downloaded until a base
 # is actually loaded; version_id() names a version as id@revision without touching the network.

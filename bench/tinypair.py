@@ -93,10 +93,10 @@ def new_model(spec: ModelSpec, vocab_size: int, seed: int) -> torch.nn.Module:
     return AutoModelForCausalLM.from_config(config)
 
 
-def _corpus_ids(spec: TinyPairSpec, tokenizer, version: int, steps: int) -> list[int]:
+def _corpus_ids(spec: TinyPairSpec, tokenizer, version: int, steps: int, corpus_seed: int | None = None) -> list[int]:
     # Random windows over ~1M tokens: the world is finite, so more text would only repeat it.
     n_docs = min(100_000, max(2000, steps * spec.batch_size * spec.seq_len // 10))
-    docs = spec.world.world().corpus(version, n_docs, seed=spec.seed)
+    docs = spec.world.world().corpus(version, n_docs, seed=spec.seed if corpus_seed is None else corpus_seed)
     ids: list[int] = []
     for doc_ids in tokenizer(docs)["input_ids"]:
         ids += doc_ids + [tokenizer.eos_token_id]
@@ -126,28 +126,34 @@ def build_v1(spec: TinyPairSpec) -> Path:
     v0_dir = build_v0(spec)
 
     def build(out: Path):
-        tokenizer = PreTrainedTokenizerFast.from_pretrained(v0_dir)
-        model = AutoModelForCausalLM.from_pretrained(v0_dir, use_safetensors=True)
-        update = spec.update
-        if update.kind == "lora-merged":
-            from peft import LoraConfig, get_peft_model
-
-            lora = LoraConfig(r=update.lora_rank, lora_alpha=2 * update.lora_rank, target_modules="all-linear")
-            model = get_peft_model(model, lora)
-        elif update.kind == "ffn-only":
-            for name, param in model.named_parameters():
-                param.requires_grad = ".mlp." in name
-        batches = packed_lm_batches(_corpus_ids(spec, tokenizer, 1, update.steps),
-                                    spec.seq_len, spec.batch_size, spec.seed + 1)
-        stats = train_loop(model, batches, update.steps, update.lr, warmup=50,
-                           description=f"updating v0 -> v1 ({update.kind})")
-        if update.kind == "lora-merged":
-            model = model.merge_and_unload()
-        for param in model.parameters():
-            param.requires_grad = True
-        _save(model, tokenizer, out, {"version": 1, "spec": spec.v1_config(), **stats})
+        update_checkpoint(v0_dir, spec, spec.update, out, {"version": 1, "spec": spec.v1_config()},
+                          corpus_seed=spec.seed, batch_seed=spec.seed + 1)
 
     return _shipped_or_cached("v1", spec.v1_config(), build)
+
+
+def update_checkpoint(src_dir: Path, spec: TinyPairSpec, update: UpdateSpec, out: Path, meta: dict,
+                      corpus_seed: int, batch_seed: int) -> None:
+    """Continue pre-training the checkpoint in src_dir on the world's version-1 text; save it to out."""
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(src_dir)
+    model = AutoModelForCausalLM.from_pretrained(src_dir, use_safetensors=True)
+    if update.kind == "lora-merged":
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(r=update.lora_rank, lora_alpha=2 * update.lora_rank, target_modules="all-linear")
+        model = get_peft_model(model, lora)
+    elif update.kind == "ffn-only":
+        for name, param in model.named_parameters():
+            param.requires_grad = ".mlp." in name
+    batches = packed_lm_batches(_corpus_ids(spec, tokenizer, 1, update.steps, corpus_seed),
+                                spec.seq_len, spec.batch_size, batch_seed)
+    stats = train_loop(model, batches, update.steps, update.lr, warmup=50,
+                       description=f"updating {src_dir.name} ({update.kind})")
+    if update.kind == "lora-merged":
+        model = model.merge_and_unload()
+    for param in model.parameters():
+        param.requires_grad = True
+    _save(model, tokenizer, out, {**meta, **stats})
 
 
 SHIPPED = Path(__file__).parent / "assets" / "pairs"
