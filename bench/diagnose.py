@@ -241,7 +241,7 @@ def cached_module(method_name: str, pair, task, seed: int) -> Path | None:
     from bench.protocol import build_method, module_key
     from bench.store import cache_dir
 
-    path = cache_dir() / "modules" / module_key(build_method(method_name), pair, task, seed)
+    path = cache_dir() / "modules" / module_key(build_method(method_name, None, pair), pair, task, seed)
     return path if (path / "adapter_model.safetensors").exists() else None
 
 
