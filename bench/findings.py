@@ -70,33 +70,35 @@ def _scores(point: dict, method: str) -> list[dict] | None:
     return entry["scores"] if entry else None
 
 
-def about_as_good(point: dict, method: str, reference: str, tolerance: float) -> tuple[str, str]:
+def _judgeable(point: dict, method: str, reference: str) -> tuple[PairedT | None, tuple[str, str] | None]:
+    """The paired test of method vs reference, or (None, the verdict saying why it cannot be judged)."""
     a, b = _scores(point, method), _scores(point, reference)
     if a is None or b is None:
-        return UNMEASURED, f"needs {method} and {reference}"
+        return None, (UNMEASURED, f"needs {method} and {reference}")
     test = paired(a, b)
     if at_floor(a, b):
-        return UNMEASURED, floor_note(test, method, reference)
+        return None, (UNMEASURED, floor_note(test, method, reference))
+    return test, None
+
+
+def about_as_good(point: dict, method: str, reference: str, tolerance: float) -> tuple[str, str]:
+    test, unmeasured = _judgeable(point, method, reference)
+    if unmeasured:
+        return unmeasured
     return (REPRODUCES if test.mean_diff >= -tolerance else FAILS), describe(test, method, reference)
 
 
 def beats(point: dict, method: str, reference: str, alpha: float) -> tuple[str, str]:
-    a, b = _scores(point, method), _scores(point, reference)
-    if a is None or b is None:
-        return UNMEASURED, f"needs {method} and {reference}"
-    test = paired(a, b)
-    if at_floor(a, b):
-        return UNMEASURED, floor_note(test, method, reference)
+    test, unmeasured = _judgeable(point, method, reference)
+    if unmeasured:
+        return unmeasured
     return (REPRODUCES if test.mean_diff > 0 and significant(test, alpha) else FAILS), describe(test, method, reference)
 
 
 def collapses(point: dict, method: str, reference: str, tolerance: float, alpha: float) -> tuple[str, str]:
-    a, b = _scores(point, method), _scores(point, reference)
-    if a is None or b is None:
-        return UNMEASURED, f"needs {method} and {reference}"
-    test = paired(a, b)
-    if at_floor(a, b):
-        return UNMEASURED, floor_note(test, method, reference)
+    test, unmeasured = _judgeable(point, method, reference)
+    if unmeasured:
+        return unmeasured
     ok = test.mean_diff < -tolerance and significant(test, alpha)
     return (REPRODUCES if ok else FAILS), describe(test, method, reference)
 
