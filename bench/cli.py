@@ -191,17 +191,20 @@ def list_(what: Annotated[str, typer.Argument(help="methods | pairs | tasks")]):
 @app.command("make-pair")
 @one_line_errors
 def make_pair(
-    name: Annotated[str, typer.Argument(help="A tiny pair (bench list pairs).")] = "tiny",
-    ship: Annotated[bool, typer.Option(help="Also copy the checkpoints into the package (maintainers).")] = False,
+    name: Annotated[str, typer.Argument(help="A pair (bench list pairs).")] = "tiny",
+    ship: Annotated[bool, typer.Option(help="Tiny pairs: also copy the checkpoints into the package.")] = False,
 ):
-    """Build (or find in the cache) a tiny pair's v0 and v1 checkpoints."""
+    """Build every version of a pair: tiny pairs' v0 and v1, simulated updates' continued pre-training
+    (PortLLM's <base>-openorca), and a download of released versions."""
     _, PAIRS, _ = registries()
     the_pair = PAIRS.get(name)
-    if not hasattr(the_pair, "spec"):
-        raise BenchError(f"{name!r} is not built locally; only tiny pairs are made by make-pair")
+    tiny = hasattr(the_pair, "spec")
+    if ship and not tiny:
+        raise BenchError("--ship is for tiny pairs, whose checkpoints ship with the package")
     from bench.tinypair import ship as ship_dir
 
-    for version in ("old", "new"):
+    versions = ("old", "new") if tiny else [f"v{i}" for i in range(len(the_pair.versions))]
+    for version in versions:
         path = the_pair.base_dir(version)
         typer.echo(f"{version}: {ship_dir(path) if ship else path}")
 

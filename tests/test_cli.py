@@ -87,3 +87,12 @@ def test_perf_reports_both_ratios_measured_in_one_run(micro_pair):
     assert result.exit_code == 0, result.output
     ratios = [float(line.split(": ")[1].split()[0]) for line in result.stdout.splitlines() if "step time:" in line]
     assert len(ratios) == 3 and all(0 < r < 10 for r in ratios)
+
+
+def test_make_pair_of_a_hub_pair_offline_names_the_missing_model(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = runner.invoke(app, ["make-pair", "mistral-7b-openorca"])
+    assert result.exit_code == 2 and "mistralai/Mistral-7B-v0.1" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    shipped = runner.invoke(app, ["make-pair", "qwen2-qwen2.5", "--ship"])
+    assert shipped.exit_code == 2 and "--ship is for tiny pairs" in shipped.stderr
