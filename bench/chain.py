@@ -45,6 +45,11 @@ class TinyChain:
         config = self.spec.v1_config() if k else self.spec.v0_config()
         return config | ({"chain": [dataclasses.asdict(u) for u in self.later[: k - 1]]} if k > 1 else {})
 
+    def recipe_scale(self, recipe) -> dict:
+        from bench.pairs import tiny_recipe_scale
+
+        return tiny_recipe_scale(recipe)
+
     def version_id(self, version: str) -> str:
         k = self._index(version)
         return checkpoint_key(f"v{k}", self._config(k))
@@ -82,6 +87,9 @@ class ChainStep:
     @property
     def trust_remote_code(self) -> bool:
         return self.chain.trust_remote_code
+
+    def recipe_scale(self, recipe) -> dict:
+        return self.chain.recipe_scale(recipe)
 
     def _version(self, version: str) -> str:
         if version not in ("old", "new"):

@@ -13,6 +13,11 @@ TINY_LR_SCALE = 1e-2 / 3e-4  # Trans-PEFT's lr 3e-4 -> 1e-2: the tiny arithmetic
 PAIRS = Registry("pair", entry_point_group="peft_transfer_bench.pairs")
 
 
+def tiny_recipe_scale(recipe) -> dict:
+    """Paper recipes on a 0.7M-parameter model: rank 8 (alpha 2r) and learning rates x33 (every tiny pair)."""
+    return {"rank": min(recipe.rank, 8), "alpha": 2 * min(recipe.rank, 8), "lr": recipe.lr * TINY_LR_SCALE}
+
+
 @dataclass(frozen=True)
 class TinyPair:
     """A pair built locally from a synthetic world: v0 pretrained from scratch, v1 = v0 + update."""
@@ -26,8 +31,7 @@ class TinyPair:
         return {"old": build_v0, "new": build_v1}[version](self.spec)
 
     def recipe_scale(self, recipe) -> dict:
-        """Paper recipes on a 0.7M-parameter model: rank 8 (alpha 2r) and learning rates x33."""
-        return {"rank": min(recipe.rank, 8), "alpha": 2 * min(recipe.rank, 8), "lr": recipe.lr * TINY_LR_SCALE}
+        return tiny_recipe_scale(recipe)
 
     def version_id(self, version: str) -> str:
         """The recipe hash: names exactly what was (or will be) trained, without building it."""

@@ -133,6 +133,7 @@ def test_grid_sweep_bad_input(tmp_path):
 
 
 def test_chain_curve_has_one_point_per_version(tmp_path):
+    from bench.chain import chain_steps
     from bench.pairs import PAIRS
 
     chain = PAIRS.get("micro-chain")
@@ -149,6 +150,11 @@ def test_chain_curve_has_one_point_per_version(tmp_path):
     # The v0 module is trained once and landed on every version.
     keys = {json.loads((out / p["results"]).read_text())["cells"][0]["module_key"] for p in summary["points"]}
     assert len(keys) == 1
+    # ... and it is the very module `bench run --pair micro` trains: same tiny-scaled recipe, same cache key.
+    from bench.protocol import build_method
+
+    micro_recipe = build_method("finetune_old", pair=PAIRS.get("micro")).recipe
+    assert build_method("finetune_old", pair=chain_steps(chain)[0]).recipe == micro_recipe
     assert (out / "chain.png").read_bytes()[:4] == b"\x89PNG"
     result = runner.invoke(app, ["chain", "--pair", "micro", "--out", str(tmp_path / "y")])
     assert result.exit_code == 2 and "not a chain" in result.output
