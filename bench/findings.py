@@ -1,12 +1,14 @@
 """FINDINGS.md, generated from results files (`bench findings RESULTS_DIR`): which published claims reproduce.
 
 Nothing here is written by hand: every verdict is a rule applied to the numbers in the summaries that
-`bench sweep-update`, `bench sweep`, `bench chain` and `bench diagnose --out` write. The rules:
-  "about as good as"   the method is at most --tolerance points below the reference on average;
-  "beats" / "collapses" the paired difference over (task, seed) is in the claimed direction, larger than
-                       the tolerance for a collapse, and significant (paired t-test, p < --alpha);
+`bench sweep-update`, `bench sweep`, `bench chain` and `bench diagnose --out` write. A claim is judged on the
+(1 - alpha) confidence interval [lo, hi] of the paired difference over (task, seed) cells (t distribution):
+  "about as good as"   reproduces if lo >= -tolerance (non-inferiority), fails if hi < -tolerance;
+  "beats"              reproduces if lo > 0, fails if hi < tolerance (no gain of that size is left);
+  "collapses"          reproduces if hi < 0 and the mean drop exceeds the tolerance, fails if lo >= -tolerance;
+  anything else is inconclusive: the seeds cannot tell, and the page says so rather than picking a side.
   floor                where every compared score is below FLOOR points the task is not learnt at all,
-                       and the claim is listed as not measured rather than failed.
+                       and the claim is listed as not measured.
 Where the runs that a claim needs are missing the claim is listed as not measured, never guessed.
 """
 
@@ -19,7 +21,8 @@ from bench.errors import BenchError
 from bench.stats import PairedT, paired_t_test
 from bench.store import read_json
 
-REPRODUCES, FAILS, UNMEASURED = "reproduces", "does not reproduce", "not measured"
+REPRODUCES, FAILS, INCONCLUSIVE, UNMEASURED = "reproduces", "does not reproduce", "inconclusive", "not measured"
+VERDICTS = (REPRODUCES, FAILS, INCONCLUSIVE, UNMEASURED)
 
 
 @dataclass
@@ -46,12 +49,22 @@ def _p(test: PairedT) -> str:
     return "p n/a" if test.p is None else f"p = {test.p:.3g}"
 
 
-def describe(test: PairedT, a: str, b: str) -> str:
-    return f"{a} - {b} = {test.mean_diff:+.1f} points (paired t over {test.n} task x seed cells, {_p(test)})"
+def describe(test: PairedT, a: str, b: str, alpha: float = 0.05) -> str:
+    ci = test.interval(alpha)
+    ci = f" [{1 - alpha:.0%} CI {ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else ""
+    return f"{a} - {b} = {test.mean_diff:+.1f} points{ci} (paired t over {test.n} task x seed cells, {_p(test)})"
 
 
-def significant(test: PairedT, alpha: float) -> bool:
-    return test.p is not None and test.p < alpha
+def judge(test: PairedT, alpha: float, holds, fails) -> str:
+    """holds(lo, hi) -> the claim reproduces; fails(lo, hi) -> it does not; neither -> inconclusive."""
+    ci = test.interval(alpha)
+    if ci is None:
+        return INCONCLUSIVE
+    return REPRODUCES if holds(*ci) else FAILS if fails(*ci) else INCONCLUSIVE
+
+
+def judge_beats(test: PairedT, tolerance: float, alpha: float) -> str:
+    return judge(test, alpha, lambda lo, hi: lo > 0, lambda lo, hi: hi < tolerance)
 
 
 FLOOR = 10.0  # both sides below this many points: the task is not learnt here, so no claim can be tested
@@ -61,8 +74,8 @@ def at_floor(*score_lists: list[dict]) -> bool:
     return max(s["score"] for scores in score_lists for s in scores) < FLOOR
 
 
-def floor_note(test: PairedT, a: str, b: str) -> str:
-    return f"every score below {FLOOR:g} (the task is not learnt here): {describe(test, a, b)}"
+def floor_note(test: PairedT, a: str, b: str, alpha: float = 0.05) -> str:
+    return f"every score below {FLOOR:g} (the task is not learnt here): {describe(test, a, b, alpha)}"
 
 
 def _scores(point: dict, method: str) -> list[dict] | None:
@@ -70,37 +83,40 @@ def _scores(point: dict, method: str) -> list[dict] | None:
     return entry["scores"] if entry else None
 
 
-def _judgeable(point: dict, method: str, reference: str) -> tuple[PairedT | None, tuple[str, str] | None]:
+def _judgeable(point: dict, method: str, reference: str,
+               alpha: float) -> tuple[PairedT | None, tuple[str, str] | None]:
     """The paired test of method vs reference, or (None, the verdict saying why it cannot be judged)."""
     a, b = _scores(point, method), _scores(point, reference)
     if a is None or b is None:
         return None, (UNMEASURED, f"needs {method} and {reference}")
     test = paired(a, b)
     if at_floor(a, b):
-        return None, (UNMEASURED, floor_note(test, method, reference))
+        return None, (UNMEASURED, floor_note(test, method, reference, alpha))
     return test, None
 
 
-def about_as_good(point: dict, method: str, reference: str, tolerance: float) -> tuple[str, str]:
-    test, unmeasured = _judgeable(point, method, reference)
+def about_as_good(point: dict, method: str, reference: str, tolerance: float, alpha: float) -> tuple[str, str]:
+    test, unmeasured = _judgeable(point, method, reference, alpha)
     if unmeasured:
         return unmeasured
-    return (REPRODUCES if test.mean_diff >= -tolerance else FAILS), describe(test, method, reference)
+    verdict = judge(test, alpha, lambda lo, hi: lo >= -tolerance, lambda lo, hi: hi < -tolerance)
+    return verdict, describe(test, method, reference, alpha)
 
 
-def beats(point: dict, method: str, reference: str, alpha: float) -> tuple[str, str]:
-    test, unmeasured = _judgeable(point, method, reference)
+def beats(point: dict, method: str, reference: str, tolerance: float, alpha: float) -> tuple[str, str]:
+    test, unmeasured = _judgeable(point, method, reference, alpha)
     if unmeasured:
         return unmeasured
-    return (REPRODUCES if test.mean_diff > 0 and significant(test, alpha) else FAILS), describe(test, method, reference)
+    return judge_beats(test, tolerance, alpha), describe(test, method, reference, alpha)
 
 
 def collapses(point: dict, method: str, reference: str, tolerance: float, alpha: float) -> tuple[str, str]:
-    test, unmeasured = _judgeable(point, method, reference)
+    test, unmeasured = _judgeable(point, method, reference, alpha)
     if unmeasured:
         return unmeasured
-    ok = test.mean_diff < -tolerance and significant(test, alpha)
-    return (REPRODUCES if ok else FAILS), describe(test, method, reference)
+    verdict = judge(test, alpha, lambda lo, hi: hi < 0 and test.mean_diff < -tolerance,
+                    lambda lo, hi: lo >= -tolerance)
+    return verdict, describe(test, method, reference, alpha)
 
 
 def _size(point: dict) -> str:
@@ -117,10 +133,11 @@ def severity_findings(summary: dict, tolerance: float, alpha: float) -> list[Fin
         where = f"{label}, x{point['severity']:g} ({_size(point)})"
         for claim, source, (verdict, evidence) in [
             ("a ported old-base LoRA patch is about as good as re-tuning on the updated base", "PortLLM",
-             about_as_good(point, "portllm", "finetune_new", tolerance)),
-            ("Trans-PEFT beats direct transfer", "Trans-PEFT", beats(point, "trans_peft", "direct_transfer", alpha)),
+             about_as_good(point, "portllm", "finetune_new", tolerance, alpha)),
+            ("Trans-PEFT beats direct transfer", "Trans-PEFT",
+             beats(point, "trans_peft", "direct_transfer", tolerance, alpha)),
             ("Trans-PEFT is about as good as re-tuning on the updated base", "Trans-PEFT",
-             about_as_good(point, "trans_peft", "finetune_new", tolerance)),
+             about_as_good(point, "trans_peft", "finetune_new", tolerance, alpha)),
         ]:
             found.append(Finding(claim, source, where, evidence, verdict))
     severe = points[-1]
@@ -144,13 +161,14 @@ def severity_findings(summary: dict, tolerance: float, alpha: float) -> list[Fin
                                  "needs direct_transfer and finetune_new", UNMEASURED))
         else:
             test = paired(gaps["severe"], gaps["mild"])
-            ok = test.mean_diff > tolerance and significant(test, alpha)
+            verdict = judge(test, alpha, lambda lo, hi: lo > 0 and test.mean_diff > tolerance,
+                            lambda lo, hi: hi < tolerance)
             found.append(Finding(claim, "this benchmark (both papers' regimes)", where,
-                                 describe(test, "gap at most severe", "gap at mildest"), REPRODUCES if ok else FAILS))
+                                 describe(test, "gap at most severe", "gap at mildest", alpha), verdict))
     return found
 
 
-def grid_findings(summary: dict, alpha: float) -> list[Finding]:
+def grid_findings(summary: dict, tolerance: float, alpha: float) -> list[Finding]:
     found = []
     for stage in summary["stages"]:
         points = stage["points"]
@@ -165,17 +183,17 @@ def grid_findings(summary: dict, alpha: float) -> list[Finding]:
             found.append(Finding(claim, "Trans-PEFT", where, "needs two or more values", UNMEASURED))
             continue
         test = paired(best["scores"], base["scores"])
-        ok = test.mean_diff > 0 and significant(test, alpha)
         names = f"{stage['param']}={best['value']} (best)", f"{stage['param']}={base['value']}"
         if at_floor(*[p["scores"] for p in points]):
-            found.append(Finding(claim, "Trans-PEFT", where, floor_note(test, *names), UNMEASURED))
+            found.append(Finding(claim, "Trans-PEFT", where, floor_note(test, *names, alpha), UNMEASURED))
         else:
-            found.append(Finding(claim, "Trans-PEFT", where, describe(test, *names), REPRODUCES if ok else FAILS))
+            found.append(Finding(claim, "Trans-PEFT", where, describe(test, *names, alpha),
+                                 judge_beats(test, tolerance, alpha)))
     refs = summary.get("references", {})
     if "direct_transfer" in refs:
         best_point = next(p for p in summary["stages"][-1]["points"] if p["value"] == summary["stages"][-1]["best"])
         point = {"methods": {summary["method"]: best_point, "direct_transfer": refs["direct_transfer"]}}
-        verdict, evidence = beats(point, summary["method"], "direct_transfer", alpha)
+        verdict, evidence = beats(point, summary["method"], "direct_transfer", tolerance, alpha)
         best = ", ".join(f"{k}={v}" for k, v in summary["best"].items())
         found.append(Finding("Trans-PEFT (best grid point) beats direct transfer", "Trans-PEFT",
                              f"{summary['pair']} {summary['method']} grid ({', '.join(summary['tasks'])}), best {best}",
@@ -188,10 +206,10 @@ def chain_findings(summary: dict, tolerance: float, alpha: float) -> list[Findin
     for point in summary["points"]:
         where = (f"{summary['pair']} chain ({', '.join(summary['tasks'])}; {len(summary['seeds'])} seeds), "
                  f"module from v0 landed on {point['version']} ({_size(point)})")
-        verdict, evidence = about_as_good(point, "portllm", "finetune_new", tolerance)
+        verdict, evidence = about_as_good(point, "portllm", "finetune_new", tolerance, alpha)
         found.append(Finding("a ported patch stays about as good as re-tuning along a chain of updates",
                              "PortLLM (Table A)", where, evidence, verdict))
-        verdict, evidence = about_as_good(point, "direct_transfer", "finetune_new", tolerance)
+        verdict, evidence = about_as_good(point, "direct_transfer", "finetune_new", tolerance, alpha)
         found.append(Finding("direct transfer stays about as good as re-tuning along a chain of updates",
                              "multi-step transfer (Trans-PEFT's open question)", where, evidence, verdict))
     return found
@@ -254,7 +272,7 @@ def findings(results_dir: Path, tolerance: float = 5.0, alpha: float = 0.05) -> 
         if kind == "sweep-update":
             out += severity_findings(data, tolerance, alpha)
         elif kind == "sweep":
-            out += grid_findings(data, alpha)
+            out += grid_findings(data, tolerance, alpha)
         elif kind == "chain":
             out += chain_findings(data, tolerance, alpha)
         else:
@@ -265,15 +283,19 @@ def findings(results_dir: Path, tolerance: float = 5.0, alpha: float = 0.05) -> 
 def render(found: list[Finding], sources: list[Path], results_dir: Path, tolerance: float, alpha: float) -> str:
     from tabulate import tabulate
 
-    counts = {v: sum(f.verdict == v for f in found) for v in (REPRODUCES, FAILS, UNMEASURED)}
+    counts = {v: sum(f.verdict == v for f in found) for v in VERDICTS}
+    ci = f"{1 - alpha:.0%} confidence interval"
     lines = ["# Findings", "",
              f"Generated by `bench findings {results_dir}` from the results files listed at the end; do not edit by "
-             "hand. Scores are x100. \"About as good as\" means at most "
-             f"{tolerance:g} points below on average; \"beats\" and \"collapses\" need a paired t-test over "
-             f"(task, seed) cells with p < {alpha:g} (and, for a collapse, a drop of more than {tolerance:g} points).",
-             "", f"{counts[REPRODUCES]} checks reproduce, {counts[FAILS]} do not, {counts[UNMEASURED]} not measured.",
-             ""]
-    for verdict, title in ((REPRODUCES, "Reproduces here"), (FAILS, "Does not reproduce here")):
+             f"hand. Scores are x100. Each claim is judged on the {ci} of a paired difference over (task, seed) "
+             f"cells: \"about as good as\" reproduces when the interval stays above -{tolerance:g} points and fails "
+             f"when it lies below; \"beats\" reproduces when it lies above 0 and fails when it stays below "
+             f"+{tolerance:g}; \"collapses\" reproduces when it lies below 0 with a mean drop over {tolerance:g} "
+             f"points and fails when it stays above -{tolerance:g}. Otherwise the seeds cannot tell: inconclusive.",
+             "", f"{counts[REPRODUCES]} checks reproduce, {counts[FAILS]} do not, {counts[INCONCLUSIVE]} are "
+             f"inconclusive, {counts[UNMEASURED]} not measured.", ""]
+    for verdict, title in ((REPRODUCES, "Reproduces here"), (FAILS, "Does not reproduce here"),
+                           (INCONCLUSIVE, "Inconclusive here (the seeds cannot tell)")):
         claims = list(dict.fromkeys((f.claim, f.source) for f in found if f.verdict == verdict))
         bullets = []
         for claim, source in claims:

@@ -25,6 +25,14 @@ class PairedT:
     mean_diff: float      # a - b
     t: float | None
     p: float | None       # None: fewer than two pairs, or every pair differs by the same amount
+    sd_diff: float = 0.0  # sample standard deviation of the differences
+
+    def interval(self, alpha: float = 0.05) -> tuple[float, float] | None:
+        """The (1 - alpha) confidence interval of the mean difference (t distribution); None below two pairs."""
+        if self.n < 2:
+            return None
+        half = float(stats.t.ppf(1 - alpha / 2, self.n - 1)) * self.sd_diff / float(np.sqrt(self.n))
+        return self.mean_diff - half, self.mean_diff + half
 
 
 def paired_t_test(a: list[float], b: list[float]) -> PairedT:
@@ -34,7 +42,7 @@ def paired_t_test(a: list[float], b: list[float]) -> PairedT:
     if len(diffs) < 2 or np.allclose(diffs, diffs[0]):
         return PairedT(len(diffs), mean_diff, None, None)
     result = stats.ttest_rel(a, b)
-    return PairedT(len(diffs), mean_diff, float(result.statistic), float(result.pvalue))
+    return PairedT(len(diffs), mean_diff, float(result.statistic), float(result.pvalue), float(diffs.std(ddof=1)))
 
 
 @dataclass

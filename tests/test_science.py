@@ -205,6 +205,24 @@ def test_findings_follow_the_numbers(tmp_path):
     assert line.rstrip(" |").endswith("does not reproduce")
 
 
+def test_findings_say_inconclusive_when_the_seeds_cannot_tell(tmp_path):
+    """Three noisy seeds: a mean 3 points below re-tuning is neither about as good (the interval reaches far
+    below -5) nor clearly worse; a +20 mean with a sign flip is not a win. Both are inconclusive, not verdicts."""
+    new = [("a", 0, 60.0), ("a", 1, 80.0), ("a", 2, 70.0)]
+    point = _point(1, 0.1, finetune_new=new, portllm=[("a", 0, 75.0), ("a", 1, 55.0), ("a", 2, 71.0)],
+                   direct_transfer=[("a", 0, 20.0), ("a", 1, 60.0), ("a", 2, 40.0)],
+                   trans_peft=[("a", 0, 70.0), ("a", 1, 55.0), ("a", 2, 55.0)])
+    sweep = {"kind": "sweep-update", "pair": "tiny", "update_kind": "full", "tasks": ["a"], "seeds": [0, 1, 2],
+             "points": [point]}
+    (tmp_path / "summary.json").write_text(json.dumps(sweep))
+    text = invoke(["findings", str(tmp_path)]).output
+    verdicts = {ln.split("|")[1].strip(): ln.split("|")[5].strip() for ln in text.splitlines()
+                if ln.startswith("| ") and "verdict" not in ln}
+    assert verdicts["a ported old-base LoRA patch is about as good as re-tuning on the updated base"] == "inconclusive"
+    assert verdicts["Trans-PEFT beats direct transfer"] == "inconclusive"
+    assert "95% CI" in text and "inconclusive" in text.split("## Every check")[0]
+
+
 def test_findings_bad_input(tmp_path):
     result = runner.invoke(app, ["findings", str(tmp_path)])
     assert result.exit_code == 2 and "no sweep, chain or diagnose summaries" in result.output
