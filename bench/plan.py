@@ -36,6 +36,10 @@ def plan(methods: list[str], pair, tasks: list, seeds: list[int], overrides: dic
             "evaluations": evaluations, "gpu_hours": (low, high)}
 
 
+def _hours(value: float) -> str:
+    return f"{value:,.0f}" if value >= 10 else f"{value:.2g}"  # 125, 1.1, 0.27
+
+
 def describe_plan(p: dict) -> str:
     lines = [f"plan for pair {p['pair']}: {len(p['trainings'])} trainings (shared modules counted once), "
              f"{len(p['evaluations'])} evaluations"]
@@ -46,7 +50,7 @@ def describe_plan(p: dict) -> str:
         lines.append(f"  eval  {e['method']:16s} {e['task']:18s} seed {e['seed']} on {e['on']}")
     low, high = p["gpu_hours"]
     if high:
-        lines.append(f"estimated training cost: {low:,.0f}-{high:,.0f} A800 GPU-hours "
+        lines.append(f"estimated training cost: {_hours(low)}-{_hours(high)} A800 GPU-hours "
                      "(Trans-PEFT Fig. 7: 14-24 per 7B commonsense fine-tune, scaled by size and examples)")
     elif p["params_b"]:
         lines.append("estimated training cost: unknown (these tasks declare no training-set size)")
