@@ -322,8 +322,10 @@ def plot(report: dict, out: Path) -> Path:
     axes[2].plot(idx, [r["ffn_gain_old"] for r in acts], "o-", label="old")
     axes[2].plot(idx, [r["ffn_gain_new"] for r in acts], "s-", label="new")
     axes[2].set(title="FFN effect on activation magnitude", xlabel="layer", ylabel="||h + FFN(h)|| / ||h||")
+    from matplotlib.ticker import MaxNLocator
+
     for ax in axes:
-        ax.set_xticks(layers)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=min(len(layers), 12), integer=True))  # 30 layers stay legible
         ax.legend()
     fig.suptitle(f"{report['pair']}: update anatomy")
     fig.savefig(out, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
