@@ -23,6 +23,7 @@ import torch
 
 from bench.errors import BenchError
 from bench.ffn import FFN_ATTRIBUTES, ffn_sublayers
+from bench.hub import tensor_files
 
 ATTENTION_ATTRIBUTES = ("self_attn", "attention", "attn")  # Llama/Qwen2/Mistral/Gemma2 | InternLM2 | GPT-2 style
 ATTENTION_NAMES = ("self_attn.", ".attention.", ".attn.")
@@ -52,19 +53,6 @@ GENERIC_PROBES = [
 
 # ---- weights ------------------------------------------------------------------------------------
 
-def _tensor_files(directory: Path) -> dict[str, Path]:
-    from safetensors import safe_open
-
-    files = sorted(Path(directory).glob("*.safetensors"))
-    if not files:
-        raise BenchError(f"no safetensors checkpoint in {directory}")
-    where = {}
-    for file in files:
-        with safe_open(str(file), framework="pt") as handle:
-            where.update({key: file for key in handle.keys()})
-    return where
-
-
 def matrix_group(name: str) -> str | None:
     """attention | ffn | None (embeddings, norms, biases: not what the papers compare)."""
     if not name.endswith(".weight"):
@@ -86,7 +74,7 @@ def weight_change(old_dir: Path, new_dir: Path) -> dict:
     """Relative Frobenius change of attention and FFN matrices, overall and per layer."""
     from safetensors import safe_open
 
-    old_files, new_files = _tensor_files(old_dir), _tensor_files(new_dir)
+    old_files, new_files = tensor_files(old_dir), tensor_files(new_dir)
     diff_sq, base_sq = defaultdict(float), defaultdict(float)  # keyed by (group, layer) and (group, None)
     for name, old_file in sorted(old_files.items()):
         group = matrix_group(name)
@@ -220,7 +208,7 @@ def portllm_check(new_dir: Path, old_module: Path, new_module: Path) -> list[dic
     from safetensors import safe_open
 
     delta_old, delta_new = lora_deltas(old_module), lora_deltas(new_module)
-    files = _tensor_files(new_dir)
+    files = tensor_files(new_dir)
     rows = []
     for name in sorted(set(delta_old) & set(delta_new)):
         if name not in files:

@@ -142,17 +142,27 @@ def config_and_shapes(model) -> tuple[dict, dict[str, tuple[int, ...]]]:
 
 
 def _local_shapes(directory: Path) -> dict[str, tuple[int, ...]]:
+    missing = f"{directory} has no *.safetensors weights (only safetensors are loaded)"
+    return {name: shape for _, name, shape in safetensors_headers(directory, missing)}
+
+
+def tensor_files(directory: Path, missing: str | None = None) -> dict[str, Path]:
+    """{tensor name: the safetensors file that holds it}, so single tensors can be read without loading a model."""
+    return {name: file for file, name, _ in safetensors_headers(directory, missing)}
+
+
+def safetensors_headers(directory: Path, missing: str | None = None):
+    """(file, tensor name, shape) for every tensor of a checkpoint directory, from the headers only; `missing`
+    is the error when there are no safetensors files."""
     from safetensors import safe_open
 
-    files = sorted(directory.glob("*.safetensors"))
+    files = sorted(Path(directory).glob("*.safetensors"))
     if not files:
-        raise BenchError(f"{directory} has no *.safetensors weights (only safetensors are loaded)")
-    shapes = {}
+        raise BenchError(missing or f"no safetensors checkpoint in {directory}")
     for file in files:
-        with safe_open(file, framework="pt") as handle:
+        with safe_open(str(file), framework="pt") as handle:
             for name in handle.keys():
-                shapes[name] = tuple(handle.get_slice(name).get_shape())
-    return shapes
+                yield file, name, tuple(handle.get_slice(name).get_shape())
 
 
 def simulate_update(parent_dir: Path, update, version_id: str, trust_remote_code: bool = False) -> Path:

@@ -46,14 +46,11 @@ def land_dora_patch(module_dir: Path, target_base):
     from peft import PeftModel
     from safetensors import safe_open
 
+    from bench.hub import tensor_files
+
     old_dir = Path(json.loads((module_dir / "adapter_config.json").read_text())["base_model_name_or_path"])
-    old_files = sorted(old_dir.glob("*.safetensors"))
-    if not old_files:
-        raise BenchError(f"portllm with DoRA needs the old base the module was trained on; not found at {old_dir}")
-    old_weight = {}
-    for file in old_files:
-        with safe_open(file, framework="pt") as handle:
-            old_weight.update({k: file for k in handle.keys()})
+    old_weight = tensor_files(old_dir, f"portllm with DoRA needs the old base the module was trained on; "
+                                       f"not found at {old_dir}")
     model = PeftModel.from_pretrained(target_base, module_dir)
     for name, layer in model.named_modules():
         if not hasattr(layer, "lora_magnitude_vector") or "default" not in layer.lora_A:
