@@ -145,17 +145,11 @@ def chain_transfer(pair, methods: list[str], tasks: list, seeds: list[int], out:
 
 
 def plot_chain(summary: dict, path: Path) -> Path:
-    from bench.sweeps import _pyplot, _save
+    from bench.plots import errorbars_per_method, pyplot, save_png, score_axis_label
 
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    versions = [p["version"] for p in summary["points"]]
-    for method in summary["methods"]:
-        stats = [p["methods"][method] for p in summary["points"]]
-        ax.errorbar(versions, [s["mean"] for s in stats], yerr=[s["sd"] or 0.0 for s in stats], marker="o",
-                    capsize=3, label=method)
+    fig, ax = pyplot().subplots(figsize=(7, 4.5))
+    errorbars_per_method(ax, [p["version"] for p in summary["points"]], summary["points"], summary["methods"])
     ax.set(xlabel="version the module lands on (trained on v0; finetune_new re-tunes on each)",
-           ylabel=f"score (mean over {len(summary['tasks'])} tasks; ± sd over {len(summary['seeds'])} seeds)",
-           title=f"{summary['pair']}: chain transfer")
+           ylabel=score_axis_label(summary), title=f"{summary['pair']}: chain transfer")
     ax.legend()
-    return _save(fig, path)
+    return save_png(fig, path)

@@ -292,11 +292,11 @@ def tables(report: dict, fmt: str = "github") -> str:
 
 
 def plot(report: dict, out: Path) -> Path:
-    import matplotlib
+    from matplotlib.ticker import MaxNLocator
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from bench.plots import pyplot, save_png
 
+    plt = pyplot()
     layers = [r["layer"] for r in report["weights"]["layers"]]
     acts = report["activations"]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
@@ -310,12 +310,8 @@ def plot(report: dict, out: Path) -> Path:
     axes[2].plot(idx, [r["ffn_gain_old"] for r in acts], "o-", label="old")
     axes[2].plot(idx, [r["ffn_gain_new"] for r in acts], "s-", label="new")
     axes[2].set(title="FFN effect on activation magnitude", xlabel="layer", ylabel="||h + FFN(h)|| / ||h||")
-    from matplotlib.ticker import MaxNLocator
-
     for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(nbins=min(len(layers), 12), integer=True))  # 30 layers stay legible
         ax.legend()
     fig.suptitle(f"{report['pair']}: update anatomy")
-    fig.savefig(out, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    return out
+    return save_png(fig, out)

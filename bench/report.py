@@ -291,16 +291,12 @@ def figures(section: dict) -> dict[str, bytes]:
     """PNG plots: score vs device-hours (as Trans-PEFT Fig. 7) and per-task bars with sd over seeds."""
     import io
 
-    import matplotlib
+    from bench.plots import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     def png(fig) -> bytes:
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
-        plt.close(fig)
-        return buffer.getvalue()
+        return save_png(fig, io.BytesIO()).getvalue()
 
     unit = section["unit"]
     fig, ax = plt.subplots(figsize=(5.5, 4))

@@ -19,6 +19,7 @@ import statistics
 from pathlib import Path
 
 from bench.errors import BenchError
+from bench.plots import errorbars_per_method, pyplot, save_png, score_axis_label
 from bench.stats import mean_sd
 from bench.store import read_json, write_json_atomic
 
@@ -127,19 +128,15 @@ def sweep_update(pair, kind: str, severities: list[float], methods: list[str], t
 
 
 def plot_update_sweep(summary: dict, path: Path) -> Path:
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    fig, axes = pyplot().subplots(1, 2, figsize=(12, 4.5), sharey=True)
     for ax, group in zip(axes, ("attention", "ffn")):
-        for method in summary["methods"]:
-            xs = [p["weight_change"][group] for p in summary["points"]]
-            stats = [p["methods"][method] for p in summary["points"]]
-            ax.errorbar(xs, [s["mean"] for s in stats], yerr=[s["sd"] or 0.0 for s in stats], marker="o",
-                        capsize=3, label=method)
+        xs = [p["weight_change"][group] for p in summary["points"]]
+        errorbars_per_method(ax, xs, summary["points"], summary["methods"])
         ax.set(xlabel=f"measured relative weight change, {group} (||W1-W0|| / ||W0||)",
                title=f"{summary['pair']}: {summary['update_kind']} updates")
-    axes[0].set_ylabel(f"score (mean over {len(summary['tasks'])} tasks; ± sd over {len(summary['seeds'])} seeds)")
+    axes[0].set_ylabel(score_axis_label(summary))
     axes[0].legend()
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 # ---- hyper-parameter grid -------------------------------------------------------------------------
@@ -205,9 +202,8 @@ def sweep_grid(method: str, grid: list[tuple[str, list]], pair, tasks: list, see
 
 
 def plot_grid(summary: dict, path: Path) -> Path:
-    plt = _pyplot()
     stages = summary["stages"]
-    fig, axes = plt.subplots(1, len(stages), figsize=(5.5 * len(stages), 4.5), sharey=True, squeeze=False)
+    fig, axes = pyplot().subplots(1, len(stages), figsize=(5.5 * len(stages), 4.5), sharey=True, squeeze=False)
     for ax, stage in zip(axes[0], stages):
         xs = [p["value"] for p in stage["points"]]
         ax.errorbar(xs, [p["mean"] for p in stage["points"]], yerr=[p["sd"] or 0.0 for p in stage["points"]],
@@ -217,21 +213,6 @@ def plot_grid(summary: dict, path: Path) -> Path:
         fixed = ", ".join(f"{k}={v}" for k, v in stage["fixed"].items())
         title = f"{summary['method']} vs {stage['param']}" + (f" ({fixed})" if fixed else "")
         ax.set(xlabel=stage["param"], title=title)
-    axes[0][0].set_ylabel(f"score (mean over {len(summary['tasks'])} tasks; ± sd over {len(summary['seeds'])} seeds)")
+    axes[0][0].set_ylabel(score_axis_label(summary))
     axes[0][0].legend()
-    return _save(fig, path)
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    fig.savefig(path, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
-    _pyplot().close(fig)
-    return path
+    return save_png(fig, path)
