@@ -96,14 +96,19 @@ def collect_overrides(settings: list[str], config: Path | None, method_names: li
     return overrides
 
 
-def parse_seeds(text: str) -> list[int]:
+def parse_numbers(text: str, option: str, convert=int, noun: str = "integers") -> list:
+    """'0,1,2' -> [0, 1, 2] for a comma-separated option; a one-line error naming the option otherwise."""
     try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
+        values = [convert(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise BenchError(f"--seeds takes comma-separated integers, got {text!r}") from None
-    if not seeds:
-        raise BenchError("--seeds is empty")
-    return seeds
+        raise BenchError(f"{option} takes comma-separated {noun}, got {text!r}") from None
+    if not values:
+        raise BenchError(f"{option} is empty")
+    return values
+
+
+def parse_seeds(text: str) -> list[int]:
+    return parse_numbers(text, "--seeds")
 
 
 @app.command()
@@ -124,13 +129,12 @@ def run(
 ):
     """Train, transfer and evaluate; print the leaderboard and write a results JSON."""
     apply_environment(offline, data_dir)
-    METHODS, PAIRS, TASKS = registries()
+    METHODS, _, _ = registries()
     method_names = METHODS.parse_list(methods)
     from bench.pairs import get_pair
 
     the_pair = get_pair(pair)
-    tasks = tasks or ",".join(getattr(the_pair, "suite", None) or DEFAULT_TASKS.split(","))
-    task_objs = [TASKS.get(t)() for t in TASKS.parse_list(tasks)]
+    task_objs = _task_objects(the_pair, tasks)
     seed_list = parse_seeds(seeds)
     overrides = collect_overrides(set_ + ([f"peft={peft}"] if peft else []), config, method_names)
     if limit is not None and limit <= 0:
@@ -239,12 +243,17 @@ def report(
     for path in results:
         load_checked(path)  # a malformed file is one clear error, not a KeyError deep in the report
     text = render(build_report([(str(p), load_results(p)) for p in results], modules), format_)
+    print_or_write(text, out, "report")
+
+
+def print_or_write(text: str, out: Path | None, label: str) -> None:
+    """A rendered page to stdout, or to `out` (parents created) with one line saying where."""
     if out is None:
         typer.echo(text, nl=False)
-    else:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
-        typer.echo(f"report: {out}")
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    typer.echo(f"{label}: {out}")
 
 
 @app.command()
@@ -415,10 +424,12 @@ def chain(
 def findings(
     results_dir: Annotated[Path, typer.Argument(help="Directory holding sweep, chain and diagnose outputs.")],
     out: Annotated[Path | None, typer.Option(help="Write here (e.g. results/FINDINGS.md) instead of stdout.")] = None,
-    tolerance: Annotated[float, typer.Option(help="'About as good as': at most this many points below.")] = 5.0,
-    alpha: Annotated[float, typer.Option(help="Significance level of the paired tests.")] = 0.05,
+    tolerance: Annotated[float, typer.Option(help="Points a method may trail and still be 'about as good as' "
+                                                  "(and the gain a 'beats' must be able to reach).")] = 5.0,
+    alpha: Annotated[float, typer.Option(help="Claims are judged on the (1 - alpha) confidence interval.")] = 0.05,
 ):
-    """FINDINGS.md from results files: which published claims reproduce here, with paired significance."""
+    """FINDINGS.md from results files: which published claims reproduce here, judged on paired confidence
+    intervals."""
     from bench.findings import findings as collect_findings
     from bench.findings import render as render_findings
 
@@ -426,12 +437,7 @@ def findings(
         raise BenchError("--alpha must be in (0, 1) and --tolerance non-negative")
     found, sources = collect_findings(results_dir, tolerance, alpha)
     text = render_findings(found, [p.relative_to(results_dir) for p in sources], results_dir, tolerance, alpha)
-    if out is None:
-        typer.echo(text, nl=False)
-        return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    typer.echo(f"findings: {out}")
+    print_or_write(text, out, "findings")
 
 
 def quiet_libraries() -> None:

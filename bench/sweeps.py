@@ -73,12 +73,9 @@ def check_out_dir(out: Path) -> Path:
 # ---- update-severity sweep ----------------------------------------------------------------------
 
 def parse_severities(text: str) -> list[float]:
-    try:
-        values = [float(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise BenchError(f"--severity takes comma-separated numbers, got {text!r}") from None
-    if not values:
-        raise BenchError("--severity is empty")
+    from bench.cli import parse_numbers
+
+    values = parse_numbers(text, "--severity", float, "numbers")
     if any(v < 0 for v in values):
         raise BenchError(f"severities are multiples of the pair's update length and cannot be negative: {text!r}")
     return values
