@@ -35,7 +35,9 @@ def one_line_errors(command):
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(2) from None
         except OSError as error:  # disk full, permissions, ...: what failed is in the message
-            typer.echo(f"error: {' '.join(str(error).split())}", err=True)
+            from bench.store import one_line
+
+            typer.echo(f"error: {one_line(error)}", err=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             typer.echo("interrupted: finished cells are cached; rerun to resume", err=True)
