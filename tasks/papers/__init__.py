@@ -14,6 +14,7 @@ Data come from the hub or a local mirror (bench/data.py: --data-dir, $PEFT_TRANS
 from __future__ import annotations
 
 import ast
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -39,22 +40,18 @@ def load_task_yaml(name: str) -> dict:
     return (load_task_yaml(parent.removesuffix(".yaml")) | config) if parent else config
 
 
+@contextmanager
 def lmeval_errors(ref: str, split: str):
     """lm-eval's dataset loading fails offline with raw ConnectionError/OSError: say what to do instead."""
-
-    class Translate:
-        def __enter__(self):
-            return self
-
-        def __exit__(self, kind, error, tb):
-            if error is None or isinstance(error, BenchError):
-                return False
-            hub_error = type(error).__name__ in ("DatasetNotFoundError", "HfHubHTTPError", "LocalEntryNotFoundError")
-            if hub_error or isinstance(error, ConnectionError | OSError):
-                raise missing_dataset(ref, split, error) from None
-            return False
-
-    return Translate()
+    try:
+        yield
+    except BenchError:
+        raise
+    except Exception as error:
+        hub_error = type(error).__name__ in ("DatasetNotFoundError", "HfHubHTTPError", "LocalEntryNotFoundError")
+        if hub_error or isinstance(error, ConnectionError | OSError):
+            raise missing_dataset(ref, split, error) from None
+        raise
 
 
 class PaperTask(Task):
