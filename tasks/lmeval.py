@@ -9,26 +9,37 @@ from tasks.base import TaskScore
 
 def run_lmeval(model, tokenizer, task_config: dict, batch_size: int = 32, limit: int | None = None) -> TaskScore:
     """Run one lm-eval task config (a YAML dict) on an in-memory model (a PeftModel too)."""
+    return score_with_lmeval(in_memory_lm(model, tokenizer, batch_size), task_config, limit)
+
+
+def in_memory_lm(model, tokenizer, batch_size: int):
+    """lm-eval's HFLM around a model already in memory, on the model's device."""
     device = next(model.parameters()).device
-    lm = _quiet_hflm()(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=str(device),
-              max_length=tokenizer.model_max_length)
-    return score_with_lmeval(lm, task_config, limit)
+    return _quiet_hflm()(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=str(device),
+                         max_length=tokenizer.model_max_length)
 
 
 def score_with_lmeval(lm, task_config: dict, limit: int | None = None) -> TaskScore:
     """Score any lm-eval LM on one task config; returns its main metric x 100 and per-sample results."""
-    from lm_eval.evaluator import evaluate
     from lm_eval.tasks import TaskManager, get_task_dict
+
+    task_dict = get_task_dict([task_config], TaskManager(include_defaults=False))
+    metric = task_config["metric_list"][0]["metric"]
+    filter_name = task_config["filter_list"][0]["name"] if task_config.get("filter_list") else "none"
+    return score_task(lm, task_dict, task_config["task"], metric, filter_name, limit)
+
+
+def score_task(lm, task_dict: dict, name: str, metric: str, filter_name: str, limit: int | None = None,
+               label: str | None = None) -> TaskScore:
+    """Score `lm` on task `name` of an lm-eval task dict (a YAML config's or a built-in's): metric x 100 under
+    `filter_name`, and per-sample outcomes for the regression gate. `label` names the result (default: name)."""
+    from lm_eval.evaluator import evaluate
 
     # evaluate() rather than simple_evaluate(): the latter also collects environment info
     # (pip, nvidia-smi, git) on every call, seconds of work per cell that a grid repeats.
-    task_dict = get_task_dict([task_config], TaskManager(include_defaults=False))
     with torch.no_grad():
         out = evaluate(lm=lm, task_dict=task_dict, limit=limit, log_samples=True, bootstrap_iters=0,
                        verbosity="WARNING")
-    name = task_config["task"]
-    metric = task_config["metric_list"][0]["metric"]
-    filter_name = task_config["filter_list"][0]["name"] if task_config.get("filter_list") else "none"
     value = out["results"][name][f"{metric},{filter_name}"]
     samples = [
         {"id": s["doc_id"], "correct": float(s[metric]), "response": _response(s)}
@@ -36,7 +47,7 @@ def score_with_lmeval(lm, task_config: dict, limit: int | None = None) -> TaskSc
         if s.get("filter", filter_name) == filter_name
     ]
     samples.sort(key=lambda s: s["id"])
-    return TaskScore(task=name, metric=metric, score=100.0 * value, n=len(samples), samples=samples)
+    return TaskScore(task=label or name, metric=metric, score=100.0 * value, n=len(samples), samples=samples)
 
 
 def _response(sample: dict):

@@ -323,17 +323,11 @@ class BuiltinTask(Task):
         return examples
 
     def evaluate(self, model, tokenizer, pair, version, limit=None) -> TaskScore:
-        from lm_eval.evaluator import evaluate
-        from lm_eval.models.huggingface import HFLM
+        from tasks.lmeval import in_memory_lm, score_task
 
-        device = next(model.parameters()).device
-        lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=8, device=str(device))
-        task = builtin_task(self.lmeval_name)
-        out = evaluate(lm=lm, task_dict={self.lmeval_name: task}, limit=limit, log_samples=True, bootstrap_iters=0)
-        value = out["results"][self.lmeval_name][f"{self.metric},{self.filter_name}"]
-        samples = [{"id": s["doc_id"], "correct": float(s[self.metric])} for s in out["samples"][self.lmeval_name]
-                   if s.get("filter", self.filter_name) == self.filter_name]
-        return TaskScore(task=self.name, metric=self.metric, score=100 * value, n=len(samples), samples=samples)
+        task_dict = {self.lmeval_name: builtin_task(self.lmeval_name)}
+        return score_task(in_memory_lm(model, tokenizer, batch_size=8), task_dict, self.lmeval_name, self.metric,
+                          self.filter_name, limit, label=self.name)
 
 
 for _name, (_lmeval, _metric, _filter, _epochs, _size) in PORTLLM_TASKS.items():
