@@ -182,17 +182,13 @@ def continue_pretraining(parent_dir: Path, update, out: Path, trust_remote_code:
 
     from bench.data import corpus_texts
     from bench.protocol import device
-    from bench.training import packed_lm_batches, train_loop
+    from bench.training import packed_lm_batches, train_update
 
+    if update.kind not in ("lora-merged", "full"):
+        raise BenchError(f"simulated update kind must be lora-merged or full, not {update.kind!r}")
     tokenizer = AutoTokenizer.from_pretrained(parent_dir, trust_remote_code=trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(parent_dir, trust_remote_code=trust_remote_code,
                                                  use_safetensors=True, dtype=torch.float32).to(device())
-    if update.kind == "lora-merged":
-        from peft import LoraConfig, get_peft_model
-
-        model = get_peft_model(model, LoraConfig(r=update.rank, lora_alpha=update.alpha, target_modules="all-linear"))
-    elif update.kind != "full":
-        raise BenchError(f"simulated update kind must be lora-merged or full, not {update.kind!r}")
     ids: list[int] = []
     eos = tokenizer.eos_token_id
     for row in tokenizer(corpus_texts(update.corpus, update.max_examples))["input_ids"]:
@@ -201,10 +197,8 @@ def continue_pretraining(parent_dir: Path, update, out: Path, trust_remote_code:
     steps = max(1, update.epochs * len(ids) // (update.batch_size * seq_len))
     batches = packed_lm_batches(ids, seq_len, update.batch_size, seed=0)
     batches = ({k: v.to(device()) for k, v in b.items()} for b in batches)
-    stats = train_loop(model, batches, steps, update.lr, schedule="constant",
-                       description=f"continued pre-training on {update.corpus}")
-    if update.kind == "lora-merged":
-        model = model.merge_and_unload()
+    model, stats = train_update(model, update.kind, batches, steps, update.lr, update.rank, update.alpha,
+                                schedule="constant", description=f"continued pre-training on {update.corpus}")
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     meta = {"parent": str(parent_dir), "update": dataclasses.asdict(update), "steps": steps, **stats}

@@ -18,7 +18,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedTokenizerFast, Qwen2Config
 
 from bench.store import cached_dir, config_hash
-from bench.training import packed_lm_batches, train_loop
+from bench.training import packed_lm_batches, train_loop, train_update
 from bench.world import WorldSpec
 
 # Newlines, 4-space indents, words and digits (each with an optional leading space), punctuation.
@@ -137,22 +137,10 @@ def update_checkpoint(src_dir: Path, spec: TinyPairSpec, update: UpdateSpec, out
     """Continue pre-training the checkpoint in src_dir on the world's version-1 text; save it to out."""
     tokenizer = PreTrainedTokenizerFast.from_pretrained(src_dir)
     model = AutoModelForCausalLM.from_pretrained(src_dir, use_safetensors=True)
-    if update.kind == "lora-merged":
-        from peft import LoraConfig, get_peft_model
-
-        lora = LoraConfig(r=update.lora_rank, lora_alpha=2 * update.lora_rank, target_modules="all-linear")
-        model = get_peft_model(model, lora)
-    elif update.kind == "ffn-only":
-        for name, param in model.named_parameters():
-            param.requires_grad = ".mlp." in name
     batches = packed_lm_batches(_corpus_ids(spec, tokenizer, 1, update.steps, corpus_seed),
                                 spec.seq_len, spec.batch_size, batch_seed)
-    stats = train_loop(model, batches, update.steps, update.lr, warmup=50,
-                       description=f"updating {src_dir.name} ({update.kind})")
-    if update.kind == "lora-merged":
-        model = model.merge_and_unload()
-    for param in model.parameters():
-        param.requires_grad = True
+    model, stats = train_update(model, update.kind, batches, update.steps, update.lr, update.lora_rank,
+                                2 * update.lora_rank, warmup=50, description=f"updating {src_dir.name} ({update.kind})")
     _save(model, tokenizer, out, {**meta, **stats})
 
 

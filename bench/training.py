@@ -25,6 +25,30 @@ def lr_at(step: int, steps: int, lr: float, schedule: str, warmup: int) -> float
     return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))  # cosine down to 10%
 
 
+def train_update(model: torch.nn.Module, kind: str, batches: Iterator[dict[str, torch.Tensor]], steps: int, lr: float,
+                 lora_rank: int, lora_alpha: int, **loop_options) -> tuple[torch.nn.Module, dict[str, float]]:
+    """Continued pre-training that lands in `model`'s own weights: full | lora-merged (a LoRA on every linear,
+    merged back: PortLLM's simulated update) | ffn-only (only FFN weights move: Trans-PEFT's premise).
+    Returns the updated plain model, every parameter trainable again, and the loop's stats."""
+    if kind == "lora-merged":
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=lora_rank, lora_alpha=lora_alpha, target_modules="all-linear"))
+    elif kind == "ffn-only":
+        for name, param in model.named_parameters():
+            param.requires_grad = ".mlp." in name
+    elif kind != "full":
+        from bench.errors import BenchError
+
+        raise BenchError(f"update kind must be full, lora-merged or ffn-only, not {kind!r}")
+    stats = train_loop(model, batches, steps, lr, **loop_options)
+    if kind == "lora-merged":
+        model = model.merge_and_unload()
+    for param in model.parameters():
+        param.requires_grad = True
+    return model, stats
+
+
 def train_loop(
     model: torch.nn.Module,
     batches: Iterator[dict[str, torch.Tensor]],
