@@ -20,9 +20,8 @@ from pathlib import Path
 import torch
 
 from bench.errors import BenchError
-from bench.ffn import FFN_ATTRIBUTES, is_skipped
+from bench.ffn import decoder_layers, is_skipped
 
-ATTENTION_ATTRIBUTES = ("self_attn", "attention")  # Llama/Qwen2/Mistral/Gemma2 | InternLM2
 WEIGHTS, CONFIG = "adapter_model.safetensors", "bottleneck_adapter.json"
 
 
@@ -66,12 +65,7 @@ class AdaptedSublayer(torch.nn.Module):
 
 def _sublayers(model: torch.nn.Module):
     """(parent, attribute) of the attention and FFN sub-layers of every decoder layer, in order."""
-    found = []
-    for module in model.modules():
-        attention = [a for a in ATTENTION_ATTRIBUTES if isinstance(getattr(module, a, None), torch.nn.Module)]
-        ffn = [a for a in FFN_ATTRIBUTES if isinstance(getattr(module, a, None), torch.nn.Module)]
-        if attention and ffn and not isinstance(module, AdaptedSublayer):  # a decoder layer
-            found += [(module, attention[0]), (module, ffn[0])]
+    found = [(layer, attribute) for layer, attention, ffn in decoder_layers(model) for attribute in (attention, ffn)]
     if not found:
         raise BenchError(f"no decoder layers found for bottleneck adapters in {type(model).__name__}")
     return found

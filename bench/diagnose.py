@@ -22,10 +22,9 @@ from pathlib import Path
 import torch
 
 from bench.errors import BenchError
-from bench.ffn import FFN_ATTRIBUTES, ffn_sublayers
+from bench.ffn import decoder_layers
 from bench.hub import tensor_files
 
-ATTENTION_ATTRIBUTES = ("self_attn", "attention", "attn")  # Llama/Qwen2/Mistral/Gemma2 | InternLM2 | GPT-2 style
 ATTENTION_NAMES = ("self_attn.", ".attention.", ".attn.")
 FFN_NAMES = (".mlp.", ".feed_forward.")
 LAYER_INDEX = re.compile(r"layers?\.(\d+)\.|\.h\.(\d+)\.")
@@ -97,21 +96,6 @@ def weight_change(old_dir: Path, new_dir: Path) -> dict:
 
 # ---- activations --------------------------------------------------------------------------------
 
-def attention_sublayers(model: torch.nn.Module) -> list[torch.nn.Module]:
-    """The self-attention module of every decoder layer, in order (layers are what holds an FFN too)."""
-    found = []
-    for module in model.modules():
-        if not any(isinstance(getattr(module, f, None), torch.nn.Module) for f in FFN_ATTRIBUTES):
-            continue
-        attn = next((getattr(module, a) for a in ATTENTION_ATTRIBUTES
-                     if isinstance(getattr(module, a, None), torch.nn.Module)), None)
-        if attn is not None:
-            found.append(attn)
-    if not found:
-        raise BenchError(f"no attention sub-layers found in {type(model).__name__}")
-    return found
-
-
 def probe_texts(pair, probe_file: Path | None = None, n: int = 32) -> list[str]:
     """A fixed probe set: the file's lines, else the tiny world's text (both versions), else generic text."""
     if probe_file is not None:
@@ -136,16 +120,13 @@ def _first(output):
 @torch.no_grad()
 def capture_activations(model, tokenizer, texts: list[str], max_tokens: int = 64) -> tuple[dict, torch.Tensor]:
     """Per layer: attention output, FFN output and the residual leaving the layer, on CPU in float32."""
-    ffns = [ffn for ffn, _ in ffn_sublayers(model)]
-    attns = attention_sublayers(model)
-    if len(ffns) != len(attns):
-        raise BenchError(f"found {len(attns)} attention but {len(ffns)} FFN sub-layers in {type(model).__name__}")
-    layers = [next(m for m in model.modules() if any(getattr(m, f, None) is ffn for f in FFN_ATTRIBUTES))
-              for ffn in ffns]
+    layers = decoder_layers(model)
+    if not layers:
+        raise BenchError(f"no decoder layers (attention + FFN sub-layers) found in {type(model).__name__}")
     captured = defaultdict(list)
     handles = []
-    for i, (attn, ffn, layer) in enumerate(zip(attns, ffns, layers)):
-        for kind, module in (("attn", attn), ("ffn", ffn), ("layer", layer)):
+    for i, (layer, attention, ffn) in enumerate(layers):
+        for kind, module in (("attn", getattr(layer, attention)), ("ffn", getattr(layer, ffn)), ("layer", layer)):
             handles.append(module.register_forward_hook(
                 lambda _m, _args, out, key=(kind, i): captured[key].append(_first(out).float().cpu())))
     device = next(model.parameters()).device

@@ -5,7 +5,20 @@ from __future__ import annotations
 import torch
 
 FFN_ATTRIBUTES = ("mlp", "feed_forward")          # Llama/Qwen2/Mistral/Gemma2 | InternLM2
+ATTENTION_ATTRIBUTES = ("self_attn", "attention", "attn")  # Llama/Qwen2/Mistral/Gemma2 | InternLM2 | GPT-2 style
 DOWN_PROJECTIONS = ("down_proj", "w2", "fc2", "c_proj")  # the FFN's output projection
+
+
+def decoder_layers(model: torch.nn.Module) -> list[tuple[torch.nn.Module, str, str]]:
+    """(layer, attention attribute, FFN attribute) of every decoder layer, in order: the modules that hold both."""
+    found = []
+    for module in model.modules():
+        attention = next((a for a in ATTENTION_ATTRIBUTES if isinstance(getattr(module, a, None), torch.nn.Module)),
+                         None)
+        ffn = next((f for f in FFN_ATTRIBUTES if isinstance(getattr(module, f, None), torch.nn.Module)), None)
+        if attention and ffn:
+            found.append((module, attention, ffn))
+    return found
 
 
 def ffn_sublayers(model: torch.nn.Module) -> list[tuple[torch.nn.Module, torch.nn.Module]]:
