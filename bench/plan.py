@@ -18,11 +18,12 @@ FIG7_PARAMS_B = 7.0
 def plan(methods: list[str], pair, tasks: list, seeds: list[int], overrides: dict | None = None) -> dict:
     trainings: dict[str, dict] = {}
     evaluations = []
+    built = {name: build_method(name, overrides, pair) for name in methods}
+    sources = {name: module_source(method, overrides, pair) for name, method in built.items()}
     for seed in seeds:
         for task in tasks:
             for name in methods:
-                method = build_method(name, overrides, pair)
-                source = module_source(method, overrides, pair)
+                method, source = built[name], sources[name]
                 key = module_key(source, pair, task, seed)
                 trainings.setdefault(key, {"method": source.name, "task": getattr(task, "train_key", task.name),
                                            "base": pair.version_id(source.trains_on), "seed": seed,
@@ -30,8 +31,8 @@ def plan(methods: list[str], pair, tasks: list, seeds: list[int], overrides: dic
                 evaluations.append({"method": name, "task": task.name, "seed": seed,
                                     "on": pair.version_id(method.lands_on)})
     scale = getattr(pair, "params_b", 0) / FIG7_PARAMS_B
-    low = sum(FIG7_GPU_HOURS[0] * scale * t["examples"] / FIG7_EXAMPLES for t in trainings.values())
-    high = sum(FIG7_GPU_HOURS[1] * scale * t["examples"] / FIG7_EXAMPLES for t in trainings.values())
+    examples = sum(t["examples"] for t in trainings.values())
+    low, high = (hours * scale * examples / FIG7_EXAMPLES for hours in FIG7_GPU_HOURS)
     return {"pair": pair.name, "params_b": getattr(pair, "params_b", 0), "trainings": list(trainings.values()),
             "evaluations": evaluations, "gpu_hours": (low, high)}
 
