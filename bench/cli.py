@@ -15,7 +15,29 @@ from typing import Annotated
 import typer
 import yaml
 
-from bench.errors import BenchError
+from bench.analysis.compare import compare as compare_runs
+from bench.analysis.compare import comparison_table, load_checked
+from bench.analysis.report import build_report, leaderboard, render
+from bench.core.data import DATA_ENV
+from bench.core.errors import BenchError
+from bench.core.options import parse_numbers, parse_value
+from bench.core.registry import Registry
+from bench.core.results import check_writable, load_results, write_results
+from bench.core.store import one_line, write_json_atomic
+from bench.engine.perf import measure_ratios
+from bench.engine.plan import describe_plan, plan
+from bench.engine.protocol import run_grid
+from bench.pairs import PAIRS, get_pair
+from bench.pairs.hub import go_offline
+from bench.science.chains import chain_transfer
+from bench.science.diagnose import diagnose as run_diagnose
+from bench.science.diagnose import plot, tables
+from bench.science.findings import findings as collect_findings
+from bench.science.findings import render as render_findings
+from bench.science.sweeps import parse_grid, parse_severities, sweep_grid
+from bench.science.sweeps import sweep_update as run_sweep
+from methods import METHODS
+from tasks import TASKS
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Compare ways of carrying PEFT modules across base-model updates.")
@@ -26,7 +48,6 @@ DEFAULT_TASKS = "tiny_arith,tiny_knowledge,tiny_code"
 
 def one_line_errors(command):
     """Bad input: one line on stderr, exit 2, no traceback."""
-
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
@@ -35,7 +56,6 @@ def one_line_errors(command):
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(2) from None
         except OSError as error:  # disk full, permissions, ...: what failed is in the message
-            from bench.store import one_line
 
             typer.echo(f"error: {one_line(error)}", err=True)
             raise typer.Exit(2) from None
@@ -46,34 +66,13 @@ def one_line_errors(command):
     return wrapper
 
 
-def registries():
-    import methods  # noqa: F401  (registers the methods)
-    from bench.method import METHODS
-    from bench.pairs import PAIRS
-    from tasks import TASKS
-
-    return METHODS, PAIRS, TASKS
-
-
-def parse_value(text: str):
-    for convert in (int, float):
-        try:
-            return convert(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(text.lower(), text)
-
-
 def collect_overrides(settings: list[str], config: Path | None, method_names: list[str]) -> dict:
     """--config FILE and --set KEY=VALUE (KEY or METHOD.KEY) -> {"lr": 0.001, "trans_peft.p_c": 0.2}."""
-    from bench.method import METHODS
-
     overrides: dict = {}
     if config is not None:
         try:
             loaded = yaml.safe_load(config.read_text()) or {}
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-            from bench.store import one_line
 
             raise BenchError(f"cannot read config {config}: {one_line(error)}") from None
         if not isinstance(loaded, dict):
@@ -98,17 +97,6 @@ def collect_overrides(settings: list[str], config: Path | None, method_names: li
     return overrides
 
 
-def parse_numbers(text: str, option: str, convert=int, noun: str = "integers") -> list:
-    """'0,1,2' -> [0, 1, 2] for a comma-separated option; a one-line error naming the option otherwise."""
-    try:
-        values = [convert(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise BenchError(f"{option} takes comma-separated {noun}, got {text!r}") from None
-    if not values:
-        raise BenchError(f"{option} is empty")
-    return values
-
-
 def parse_seeds(text: str) -> list[int]:
     return parse_numbers(text, "--seeds")
 
@@ -131,9 +119,7 @@ def run(
 ):
     """Train, transfer and evaluate; print the leaderboard and write a results JSON."""
     apply_environment(offline, data_dir)
-    METHODS, _, _ = registries()
     method_names = METHODS.parse_list(methods)
-    from bench.pairs import get_pair
 
     the_pair = get_pair(pair)
     task_objs = _task_objects(the_pair, tasks)
@@ -145,16 +131,12 @@ def run(
     safe_name = re.sub(r"[^A-Za-z0-9._-]+", "_", the_pair.name)  # `--pair org/a,org/b` names no folders
     out = out or Path("results") / f"{safe_name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.json"
     if dry_run:
-        from bench.plan import describe_plan, plan
 
         typer.echo(describe_plan(plan(method_names, the_pair, task_objs, seed_list, overrides)))
         return
     if out.exists():
         raise BenchError(f"{out} exists; refusing to overwrite finished results (pass another --out)")
 
-    from bench.protocol import run_grid
-    from bench.report import leaderboard
-    from bench.results import check_writable, load_results, write_results
 
     check_writable(out)
     cells = run_grid(method_names, the_pair, task_objs, seed_list, overrides, limit)
@@ -165,9 +147,6 @@ def run(
 
 def apply_environment(offline: bool, data_dir: Path | None) -> None:
     """--offline and --data-dir are environment for every library below us (hub, datasets, transformers)."""
-    from bench.data import DATA_ENV
-    from bench.hub import go_offline
-
     if offline:
         go_offline()
     if data_dir is not None:
@@ -180,9 +159,6 @@ def apply_environment(offline: bool, data_dir: Path | None) -> None:
 @one_line_errors
 def list_(what: Annotated[str, typer.Argument(help="methods | pairs | tasks")]):
     """List registered methods, pairs or tasks."""
-    METHODS, PAIRS, TASKS = registries()
-    from bench.registry import Registry
-
     kinds = Registry("list")
     for name, registry in (("methods", METHODS), ("pairs", PAIRS), ("tasks", TASKS)):
         kinds.register(name, registry)
@@ -202,17 +178,13 @@ def make_pair(
 ):
     """Build every version of a pair: tiny pairs' v0 and v1, simulated updates' continued pre-training
     (PortLLM's <base>-openorca), and a download of released versions."""
-    _, PAIRS, _ = registries()
     the_pair = PAIRS.get(name)
-    tiny = hasattr(the_pair, "spec")
-    if ship and not tiny:
+    if ship and not the_pair.shippable:
         raise BenchError("--ship is for tiny pairs, whose checkpoints ship with the package")
-    from bench.tinypair import ship as ship_dir
-
-    versions = ("old", "new") if tiny else [f"v{i}" for i in range(len(the_pair.versions))]
+    versions = ["old", "new"] if the_pair.version_count() == 2 else the_pair.version_names()
     for version in versions:
         path = the_pair.base_dir(version)
-        typer.echo(f"{version}: {ship_dir(path) if ship else path}")
+        typer.echo(f"{version}: {the_pair.ship(version) if ship else path}")
 
 
 @app.command()
@@ -222,8 +194,6 @@ def perf(
     steps: Annotated[int, typer.Option(help="Timed steps per variant.")] = 30,
 ):
     """Step-time ratios: trans_peft / plain LoRA, and the harness loop / a bare PyTorch loop."""
-    _, PAIRS, _ = registries()
-    from bench.perf import measure_ratios
 
     for line in measure_ratios(PAIRS.get(pair), steps):
         typer.echo(line)
@@ -238,10 +208,6 @@ def report(
     modules: Annotated[int, typer.Option(help="N for the projected cost of keeping N modules current.")] = 10,
 ):
     """The leaderboard (mean ± sd over seeds, gap to re-tune, device-hours, memory), cost projection, paired tests."""
-    from bench.compare import load_checked
-    from bench.report import build_report, render
-    from bench.results import load_results
-
     for path in results:
         load_checked(path)  # a malformed file is one clear error, not a KeyError deep in the report
     text = render(build_report([(str(p), load_results(p)) for p in results], modules), format_)
@@ -267,9 +233,6 @@ def compare(
     min_delta: Annotated[float, typer.Option(help="Ignore drops smaller than this many score points (0-100).")] = 0.0,
 ):
     """Regression gate: exit 1 if any (method, task) got significantly worse than the baseline."""
-    from bench.compare import compare as compare_runs
-    from bench.compare import comparison_table, load_checked
-
     rows = compare_runs(load_checked(baseline), load_checked(current), alpha, min_delta)
     typer.echo(comparison_table(rows, alpha, min_delta))
     if any(r.regressed for r in rows):
@@ -284,8 +247,7 @@ TINY_TASKS = "tiny_arith,tiny_knowledge"
 
 
 def _task_objects(the_pair, tasks: str | None):
-    _, _, TASKS = registries()
-    tasks = tasks or ",".join(getattr(the_pair, "suite", None) or DEFAULT_TASKS.split(","))
+    tasks = tasks or ",".join(the_pair.suite or DEFAULT_TASKS.split(","))
     return [TASKS.get(t)() for t in TASKS.parse_list(tasks)]
 
 
@@ -307,9 +269,6 @@ def sweep_update(
     out: Annotated[Path | None, typer.Option(help="Output directory (default under results/).")] = None,
 ):
     """Score vs update size: a family of v1s of growing severity, every method on each, plotted with error bars."""
-    METHODS, PAIRS, _ = registries()
-    from bench.sweeps import parse_severities
-    from bench.sweeps import sweep_update as run_sweep
 
     method_names = METHODS.parse_list(methods)
     the_pair = PAIRS.get(pair)
@@ -342,17 +301,12 @@ def diagnose(
 ):
     """Update anatomy per layer: attention vs FFN weight change, activation similarity, PortLLM's Table 1 check."""
     apply_environment(offline, None)
-    from bench.diagnose import diagnose as run_diagnose
-    from bench.diagnose import plot, tables
-    from bench.pairs import get_pair
 
     the_pair = get_pair(pair)
     report_data = run_diagnose(the_pair, _task_objects(the_pair, tasks), parse_seeds(seeds), probes)
     text = tables(report_data)
     typer.echo(text, nl=False)
     if out is not None:
-        from bench.results import check_writable
-        from bench.store import write_json_atomic
 
         check_writable(out / "diagnose.json")
         write_json_atomic(out / "diagnose.json", report_data)
@@ -376,9 +330,6 @@ def sweep(
     out: Annotated[Path | None, typer.Option(help="Output directory (default under results/).")] = None,
 ):
     """A method's hyper-parameter grid (Trans-PEFT Fig. 6: score vs p_c at p_i=0, then vs p_i at the best p_c)."""
-    METHODS, _, _ = registries()
-    from bench.pairs import get_pair
-    from bench.sweeps import parse_grid, sweep_grid
 
     METHODS.get(method)
     reference_names = METHODS.parse_list(references) if references.strip() else []
@@ -408,9 +359,6 @@ def chain(
     out: Annotated[Path | None, typer.Option(help="Output directory (default results/chain-<pair>-<time>).")] = None,
 ):
     """Chain transfer: a module trained on v0 landed on v1, v2, v3, ... (PortLLM Table A), as a curve."""
-    METHODS, _, _ = registries()
-    from bench.chain import chain_transfer
-    from bench.pairs import get_pair
 
     method_names = METHODS.parse_list(methods)
     the_pair = get_pair(pair)
@@ -432,8 +380,6 @@ def findings(
 ):
     """FINDINGS.md from results files: which published claims reproduce here, judged on paired confidence
     intervals."""
-    from bench.findings import findings as collect_findings
-    from bench.findings import render as render_findings
 
     if not 0 < alpha < 1 or tolerance < 0:
         raise BenchError("--alpha must be in (0, 1) and --tolerance non-negative")
@@ -459,7 +405,5 @@ def quiet_libraries() -> None:
 
 
 def main():
-    # Library tqdm bars that take no explicit `disable` (lm-eval's request building); read at tqdm's import.
-    os.environ.setdefault("TQDM_DISABLE", "1")
     quiet_libraries()
     app()

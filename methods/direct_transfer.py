@@ -1,6 +1,6 @@
 """Direct transfer: finetune_old's module, never retrained, plugged into the new base as an adapter."""
 
-from bench.method import METHODS, Method
+from methods.base import METHODS, Method
 
 
 @METHODS.register("direct_transfer")

@@ -1,6 +1,6 @@
 """Fine-tune_n: re-tuning on the new base. The ideal, and the cost every transfer method avoids."""
 
-from bench.method import METHODS, Method
+from methods.base import METHODS, Method
 
 
 @METHODS.register("finetune_new")

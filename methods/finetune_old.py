@@ -1,6 +1,6 @@
 """Fine-tune_o: ordinary PEFT fine-tuning on the old base, used where it was trained."""
 
-from bench.method import METHODS, Method
+from methods.base import METHODS, Method
 
 
 @METHODS.register("finetune_old")

@@ -12,13 +12,15 @@ fine-tuning changed on the base it was trained on.
   Adapter: a bottleneck adapter is a new sub-layer, not a weight delta: PortLLM does not define it.
 """
 
-import json
 from pathlib import Path
 
 import torch
+from peft import PeftModel
 
-from bench.errors import BenchError
-from bench.method import ALL_LINEAR, METHODS, Method, Recipe
+from bench.core.errors import BenchError
+from bench.core.recipe import ALL_LINEAR, Recipe
+from bench.models.loading import tensor_reader
+from methods.base import METHODS, Method, MethodContext
 
 
 @METHODS.register("portllm")
@@ -33,31 +35,22 @@ class PortLLM(Method):
         if self.recipe.peft == "adapter":
             raise BenchError("portllm is a LoRA/DoRA weight patch; --peft adapter has no weight delta to port")
 
-    def land(self, module_dir, target_base):
+    def land(self, module_dir: Path, target_base, ctx: MethodContext | None = None):
         if self.recipe.peft == "dora":
-            return land_dora_patch(Path(module_dir), target_base)
+            return land_dora_patch(Path(module_dir), target_base, ctx.pair.base_dir("old"))
         # theta' + delta: merge the LoRA delta into the new base's weights, then drop the adapter.
-        return super().land(module_dir, target_base).merge_and_unload().eval()
+        return super().land(module_dir, target_base, ctx).merge_and_unload().eval()
 
 
 @torch.no_grad()
-def land_dora_patch(module_dir: Path, target_base):
-    """theta' + (DoRA-merged theta - theta), with theta read from the old base the module names."""
-    from peft import PeftModel
-    from safetensors import safe_open
-
-    from bench.hub import tensor_files
-
-    old_dir = Path(json.loads((module_dir / "adapter_config.json").read_text())["base_model_name_or_path"])
-    old_weight = tensor_files(old_dir, f"portllm with DoRA needs the old base the module was trained on; "
-                                       f"not found at {old_dir}")
+def land_dora_patch(module_dir: Path, target_base, old_dir: Path):
+    """theta' + (DoRA-merged theta - theta), with theta read from the old base the module was trained on."""
+    old_weight = tensor_reader(old_dir, f"portllm with DoRA needs the old base; not found at {old_dir}")
     model = PeftModel.from_pretrained(target_base, module_dir)
     for name, layer in model.named_modules():
         if not hasattr(layer, "lora_magnitude_vector") or "default" not in layer.lora_A:
             continue
-        key = name.removeprefix("base_model.model.") + ".weight"
-        with safe_open(old_weight[key], framework="pt") as handle:
-            w_old = handle.get_tensor(key).to(layer.weight.device, torch.float32)
+        w_old = old_weight(name.removeprefix("base_model.model.") + ".weight").to(layer.weight.device)
         a, b = layer.lora_A["default"].weight.float(), layer.lora_B["default"].weight.float()
         lora = layer.scaling["default"] * b @ a
         magnitude = layer.lora_magnitude_vector["default"].weight.float()

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.errors import BenchError
-from bench.ffn import ffn_sublayers, skipped_output
-from bench.method import METHODS, Method, Recipe
+from bench.core.errors import BenchError
+from bench.core.recipe import Recipe
+from bench.models.ffn import ffn_sublayers, skipped_output
+from methods.base import METHODS, Method, MethodContext
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class TransPEFT(Method):
     recipe_class = TransPEFTRecipe
     default_recipe = TransPEFTRecipe()
 
-    def during_training(self, model):
+    def during_training(self, model, ctx: MethodContext | None = None):
         return knowledge_masking_and_dropping(model, self.recipe.p_i, self.recipe.p_c)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from bench.registry import Registry
+from bench.core.registry import Registry
+from bench.core.store import data_hash
 
 TASKS = Registry("task", entry_point_group="peft_transfer_bench.tasks")
 
@@ -27,12 +28,18 @@ class Task:
     epochs: float = 3                # training budget: epochs of the train split (papers: 3, batch 16) ...
     fixed_steps: int | None = None   # ... or a fixed number of steps (tiny tasks: small, repeated train sets)
     lr_scale: float = 1.0            # multiplies every method's learning rate on this task
+    train_key: str = ""              # tasks sharing a training set share one module ("": the task's name)
+    train_size: int = 0              # examples per epoch at full size, for plan estimates (0: unknown or tiny)
 
     def train_steps(self, n_examples: int, batch_size: int) -> int:
         return self.fixed_steps or max(1, math.ceil(self.epochs * n_examples / batch_size))
 
     def budget(self) -> dict:
         return {"epochs": self.epochs, "fixed_steps": self.fixed_steps, "lr_scale": self.lr_scale}
+
+    def data_hash(self, pair, version: str) -> str:
+        """The training set's identity, for module keys; tasks with a cheaper identity than their data override."""
+        return data_hash(self.train_examples(pair, version))
 
     def train_examples(self, pair, version: str) -> list[tuple[str, str]]:
         """(prompt, answer) pairs for fine-tuning a module on `pair`'s `version` ("old"/"new") base."""

@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 OVERRIDE_ENV = {"humaneval": "HUMANEVAL_OVERRIDE_PATH", "mbpp": "MBPP_OVERRIDE_PATH"}
 RUNNER = Path(__file__).with_name("evalplus_runner.py")

@@ -22,6 +22,25 @@ def micro_pair():
     return pair
 
 
+@pytest.fixture
+def trained_count():
+    """How many modules the store has trained since the test began (the store is the seam, not the loop)."""
+    from bench.core.store import Store
+
+    before = set(Store().keys("modules"))
+    return lambda: len(set(Store().keys("modules")) - before)
+
+
+def landing_context(old_dir, new_dir=None):
+    """What the protocol hands a method's land(): here, a pair of two local checkpoint folders."""
+    from bench.core.store import Store
+    from bench.pairs import get_pair
+    from methods.base import MethodContext, Recipe
+
+    pair = get_pair(f"{old_dir},{new_dir or old_dir}")
+    return MethodContext(pair=pair, task=None, seed=0, recipe=Recipe(), store=Store(), trained_module=None)
+
+
 def tiny_causal_lm(arch: str = "llama", seed: int = 0, **overrides):
     """A random decoder of the given architecture class, small enough for unit tests."""
     from transformers import AutoModelForCausalLM, LlamaConfig, MistralConfig, Qwen2Config

@@ -17,11 +17,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-import bench.protocol as protocol
-import bench.store as store
+import bench.cli as cli
+import bench.core.store as store
 from bench.cli import app
-from bench.pairs import PAIRS
-from bench.store import CACHE_ENV, cache_dir
+from bench.core.store import CACHE_ENV, cache_dir
+from bench.pairs import PAIRS, Pair
 
 FAST = ["--pair", "micro", "--set", "steps=4", "--set", "batch_size=4", "--tasks", "tiny_knowledge"]
 runner = CliRunner()
@@ -110,16 +110,14 @@ def assert_one_line_error(args, message, *keep: Path):
     (["--seeds", "0,one"], "comma-separated integers"),
     (["--limit", "-3"], "--limit must be positive"),
 ])
-def test_bad_options(args, message, world, monkeypatch):
+def test_bad_options(args, message, world, trained_count):
     cache, results = world
-    trainings = []
-    monkeypatch.setattr(protocol, "train_loop", lambda *a, **k: trainings.append(1))
     if message is None:  # the control: the same command line with nothing wrong succeeds
         result = runner.invoke(app, ["run", *FAST, *args, "--out", str(results / "ok.json")])
         assert result.exit_code == 0, result.output
         return
     assert_one_line_error(["run", *FAST, *args, "--out", str(results / "new.json")], message, cache, results)
-    assert trainings == [] and not (results / "new.json").exists()
+    assert trained_count() == 0 and not (results / "new.json").exists()
 
 
 @pytest.mark.parametrize("text,message", [
@@ -151,14 +149,12 @@ def test_other_commands_name_the_closest_pair(world):
 
 # --- Results that cannot be written: caught before training, or at the end with the cells kept. -------------
 
-def test_results_dir_that_cannot_exist_fails_before_any_training(world, monkeypatch):
+def test_results_dir_that_cannot_exist_fails_before_any_training(world, trained_count):
     cache, results = world
-    trainings = []
-    monkeypatch.setattr(protocol, "train_loop", lambda *a, **k: trainings.append(1))
     out = results / "finished.json" / "new.json"  # its "directory" is a file
     assert_one_line_error(["run", *FAST, "--methods", "trans_peft", "--out", str(out)], "is not writable",
                           cache, results)
-    assert trainings == []
+    assert trained_count() == 0
 
 
 @pytest.mark.parametrize("failing", ["os.replace", "json.dump"])
@@ -196,14 +192,14 @@ def test_disk_full_while_storing_a_module_leaves_no_partial_artifact(world, monk
 def test_results_taken_by_a_concurrent_run_are_not_overwritten(world, monkeypatch):
     cache, results = world
     out = results / "new.json"
-    real_run_grid = protocol.run_grid
+    real_run_grid = cli.run_grid
 
     def another_run_finishes_first(*args, **kwargs):
         cells = real_run_grid(*args, **kwargs)
         out.write_text('{"cells": ["theirs"]}\n')
         return cells
 
-    monkeypatch.setattr(protocol, "run_grid", another_run_finishes_first)
+    monkeypatch.setattr(cli, "run_grid", another_run_finishes_first)
     assert_one_line_error(["run", *FAST, "--methods", "finetune_old", "--out", str(out)], "refusing to overwrite",
                           cache, results)
     assert out.read_text() == '{"cells": ["theirs"]}\n'
@@ -296,26 +292,36 @@ def test_missing_task_data_is_named(world):
 # --- Pairs whose bases cannot (or must not) be loaded. ------------------------------------------------------
 
 @dataclass(frozen=True)
-class LocalPair:
+class LocalPair(Pair):
     """A pair of checkpoint folders (or hub ids) with the micro world's tasks."""
 
     name: str
-    spec: object
+    source: Pair  # the pair whose world the tiny tasks read (None: no world)
     old: str
     new: str
     trust_remote_code: bool = False
+    description: str = "test pair"
+
+    def version_count(self):
+        return 2
 
     def base_dir(self, version):
-        return {"old": self.old, "new": self.new}[version]
+        return (self.old, self.new)[self.index(version)]
 
     def version_id(self, version):
         return f"{self.name}-{version}"
+
+    def step(self, k):
+        return self
+
+    def world(self):
+        return self.source.world() if self.source else None
 
 
 @pytest.fixture
 def local_pair(micro_pair, monkeypatch):
     def register(old, new=None, **fields):
-        pair = LocalPair("local", micro_pair.spec, str(old), str(new or old), **fields)
+        pair = LocalPair("local", micro_pair, str(old), str(new or old), **fields)
         monkeypatch.setitem(PAIRS._items, "local", pair)
         return ["run", "--pair", "local", "--set", "steps=4", "--set", "batch_size=4", "--tasks", "tiny_knowledge",
                 "--methods", "finetune_old"]

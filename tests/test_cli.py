@@ -7,8 +7,8 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-import bench.protocol as protocol
 from bench.cli import app
+from bench.core.store import Store
 
 FAST = ["--pair", "micro", "--set", "steps=4", "--set", "batch_size=4"]
 METHODS = ["finetune_old", "finetune_new", "direct_transfer", "portllm", "trans_peft"]
@@ -30,11 +30,10 @@ def test_bench_run_compares_all_five_methods_then_reuses_everything(micro_pair, 
     table = first.stdout
     assert all(m in table for m in METHODS) and "avg" in table and "peak MB" in table
 
-    trainings = []
-    monkeypatch.setattr(protocol, "train_loop", lambda *a, **k: trainings.append(1))
+    trained = Store().keys("modules"), Store().keys("evals")
     second = runner.invoke(app, ["run", *FAST, "--methods", "trans_peft,portllm", "--out", str(tmp_path / "b.json")])
     assert second.exit_code == 0, second.output
-    assert trainings == []  # every module and every evaluation came from the cache
+    assert (Store().keys("modules"), Store().keys("evals")) == trained  # every module and evaluation was cached
     again = {(c["method"], c["task"]): c["score"] for c in json.loads((tmp_path / "b.json").read_text())["cells"]}
     assert again == {(c["method"], c["task"]): c["score"] for c in cells if (c["method"], c["task"]) in again}
 
@@ -71,7 +70,8 @@ def test_bad_input_from_the_installed_command_has_no_traceback():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("error: unknown method 'tran_peft'; did you mean 'trans_peft'? (choose from: "
-                                   "direct_transfer, finetune_new, finetune_old, portllm, trans_peft)")
+                                   "cross_lora, direct_transfer, finetune_new, finetune_old, portllm, trans_peft, "
+                                   "warm_retune)")
 
 
 def test_list_shows_every_registered_name():

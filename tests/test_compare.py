@@ -7,8 +7,8 @@ import pytest
 from results_factory import flip, make_cells, write_results_file
 from typer.testing import CliRunner
 
+from bench.analysis.stats import mcnemar_exact, paired_bootstrap_ci, paired_t_test
 from bench.cli import app
-from bench.stats import mcnemar_exact, paired_bootstrap_ci, paired_t_test
 
 runner = CliRunner()
 

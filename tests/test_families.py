@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import methods  # noqa: F401
+from bench.engine.protocol import run_grid
 from bench.pairs import get_pair
-from bench.protocol import run_grid
 from tasks.base import TASKS, Task
 
 FAST = {"steps": 3, "batch_size": 4}

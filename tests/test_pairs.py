@@ -5,12 +5,14 @@ import torch
 from conftest import tiny_causal_lm
 from typer.testing import CliRunner
 
-import bench.protocol as protocol
+import bench.engine.protocol as protocol
 import methods  # noqa: F401
 from bench.cli import app
-from bench.compat import check_pair
-from bench.errors import BenchError
-from bench.pairs import PAIRS, HubPair, get_pair
+from bench.core.errors import BenchError
+from bench.pairs import PAIRS, get_pair
+from bench.pairs.compat import check_pair
+from bench.pairs.hub import HubPair
+from tasks import TASKS
 
 runner = CliRunner()
 PAPER_PAIRS = ["qwen2-qwen2.5", "qwen2-qwen2.5-0.5b", "qwen2-qwen2.5-1.5b", "internlm2-internlm2.5", "deepseek-coder",
@@ -50,8 +52,7 @@ def test_paper_pairs_are_data_and_name_versions_without_downloading(no_hub):
         chain.version_id("v9")
 
 
-def test_dry_run_prints_the_plan_offline_without_downloading(no_hub, monkeypatch):
-    monkeypatch.setattr(protocol, "train_loop", lambda *a, **k: pytest.fail("trained during a dry run"))
+def test_dry_run_prints_the_plan_offline_without_downloading(no_hub, trained_count):
     result = runner.invoke(app, ["run", "--pair", "qwen2-qwen2.5", "--dry-run", "--offline"])
     assert result.exit_code == 0, result.output
     # 4 tasks (2 training sets) x 5 methods; direct_transfer reuses finetune_old's modules: 2 x 4 trainings
@@ -62,6 +63,7 @@ def test_dry_run_prints_the_plan_offline_without_downloading(no_hub, monkeypatch
                                       "arc_c_cs,obqa_cs"])
     # one Commonsense170K module serves all eight tasks: Fig. 7's 14-24 h, scaled to Qwen2-7B's 7.6B parameters
     assert "1 trainings" in commonsense.stdout and "15-26 A800 GPU-hours" in commonsense.stdout
+    assert trained_count() == 0
 
 
 def test_offline_without_a_copy_is_one_line_naming_the_model_and_the_fix(tmp_path):
@@ -85,11 +87,11 @@ def test_compatible_local_pair_passes_the_check(tmp_path):
     ({"num_key_value_heads": 4}, r"layers.0.self_attn.k_proj.(bias|weight) has shape \[16(, 32)?\].*\[32(, 32)?\]"),
     ({"vocab_size": 80}, r"(lm_head|embed_tokens).weight has shape \[64, 32\].*\[80, 32\]"),
 ])
-def test_incompatible_pair_fails_before_training_naming_the_tensor(tmp_path, monkeypatch, change, named):
-    monkeypatch.setattr(protocol, "train_loop", lambda *a, **k: pytest.fail("trained an incompatible pair"))
+def test_incompatible_pair_fails_before_training_naming_the_tensor(tmp_path, trained_count, change, named):
     pair = get_pair(f"{_save(tmp_path, 'old')},{_save(tmp_path, 'new', **change)}")
     with pytest.raises(BenchError, match=named):
-        protocol.run_grid(["finetune_old"], pair, [], [0])
+        protocol.run_grid(["finetune_old"], pair, [TASKS.get("tiny_knowledge")()], [0])
+    assert trained_count() == 0
 
 
 def test_grown_vocabulary_like_qwen_tokenizer_vs_embedding_rows_is_refused(tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from test_scoring import AnsweringLM
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 from tasks.base import TASKS
 from tasks.lmeval import score_with_lmeval
 
@@ -56,7 +56,7 @@ def test_gsm8k_metamath_scores_gold_answers_100_and_shuffled_ones_about_0(gsm8k_
 
 def test_gsm8k_without_hub_or_mirror_says_how_to_point_at_a_copy(tmp_path, monkeypatch):
     monkeypatch.setenv("PEFT_TRANSFER_BENCH_DATA", str(tmp_path))
-    from bench.hub import go_offline
+    from bench.pairs.hub import go_offline
 
     for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
         monkeypatch.setenv(var, "1")

@@ -4,13 +4,13 @@ import copy
 
 import pytest
 import torch
-from conftest import tiny_causal_lm
+from conftest import landing_context, tiny_causal_lm
 
 import methods  # noqa: F401
-from bench.adapters import AdaptedSublayer, BottleneckConfig, add_adapters, load_adapters, save_adapters
-from bench.errors import BenchError
-from bench.ffn import skipped_output
-from bench.protocol import build_method, evaluate_cell
+from bench.core.errors import BenchError
+from bench.engine.protocol import build_method, evaluate_cell
+from bench.models.adapters import AdaptedSublayer, BottleneckConfig, add_adapters, load_adapters, save_adapters
+from bench.models.ffn import skipped_output
 from methods.portllm import PortLLM
 from methods.trans_peft import knowledge_masking_and_dropping
 from tasks.base import TASKS
@@ -28,7 +28,7 @@ def test_every_peft_type_trains_transfers_and_evaluates_on_the_micro_pair(micro_
     for cell in cells.values():
         assert 0 <= cell.score <= 100 and cell.n > 0 and cell.trainable_params > 0
     assert cells["direct_transfer"].module_key == cells["finetune_old"].module_key
-    from bench.store import cache_dir
+    from bench.core.store import cache_dir
 
     module = cache_dir() / "modules" / cells["trans_peft"].module_key
     assert (module / "adapter_model.safetensors").exists() and not list(module.glob("*.bin"))
@@ -67,12 +67,13 @@ def test_portllm_dora_patch_is_the_old_bases_delta_added_to_the_new_weights(dora
     module_dir, merged_on_old = dora_module
     old = AutoModelForCausalLM.from_pretrained(tmp_path / "old")
     # on the very base it was trained on, the patch is exactly DoRA's own merge
-    same = PortLLM(peft="dora").land(module_dir, AutoModelForCausalLM.from_pretrained(tmp_path / "old"))
+    ctx = landing_context(tmp_path / "old")
+    same = PortLLM(peft="dora").land(module_dir, AutoModelForCausalLM.from_pretrained(tmp_path / "old"), ctx)
     for (name, got), (_, want) in zip(same.named_parameters(), merged_on_old.named_parameters()):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6, msg=name)
     new = tiny_causal_lm("llama", seed=1)
     new_weights = {n: p.detach().clone() for n, p in new.named_parameters()}
-    patched = PortLLM(peft="dora").land(module_dir, copy.deepcopy(new))
+    patched = PortLLM(peft="dora").land(module_dir, copy.deepcopy(new), ctx)
     old_weights, merged = dict(old.named_parameters()), dict(merged_on_old.named_parameters())
     for name, weight in patched.named_parameters():
         expected = new_weights[name] + (merged[name] - old_weights[name])

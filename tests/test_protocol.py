@@ -2,26 +2,12 @@
 
 import pytest
 
-import bench.protocol as protocol
 import methods  # noqa: F401
-from bench.errors import BenchError
-from bench.protocol import build_method, evaluate_cell, train_module
+from bench.core.errors import BenchError
+from bench.engine.protocol import build_method, evaluate_cell, train_module
 from tasks.base import TASKS
 
 FAST = {"steps": 4, "batch_size": 4}
-
-
-@pytest.fixture
-def count_trainings(monkeypatch):
-    calls = []
-    original = protocol.train_loop
-
-    def counting(*args, **kwargs):
-        calls.append(kwargs.get("description"))
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(protocol, "train_loop", counting)
-    return calls
 
 
 @pytest.mark.parametrize("name,trains_on,lands_on", [
@@ -35,23 +21,23 @@ def test_each_method_trains_and_lands_where_the_papers_say(micro_pair, name, tra
     assert cell.trainable_params > 0
 
 
-def test_direct_transfer_reuses_finetune_olds_module_and_never_retrains(micro_pair, count_trainings):
+def test_direct_transfer_reuses_finetune_olds_module_and_never_retrains(micro_pair, trained_count):
     task = TASKS.get("tiny_arith")()
     old = evaluate_cell(build_method("finetune_old", FAST, micro_pair), micro_pair, task, 7, None, FAST)
-    trainings_so_far = len(count_trainings)
+    trainings_so_far = trained_count()
     direct = evaluate_cell(build_method("direct_transfer", FAST, micro_pair), micro_pair, task, 7, None, FAST)
-    assert len(count_trainings) == trainings_so_far
+    assert trained_count() == trainings_so_far
     assert direct.module_key == old.module_key and direct.module_from == "finetune_old"
     assert direct.train_wall_s == 0.0 and direct.train_tokens == 0
 
 
-def test_trained_modules_are_cached_by_recipe(micro_pair, count_trainings):
+def test_trained_modules_are_cached_by_recipe(micro_pair, trained_count):
     task = TASKS.get("tiny_code")()
     first, _ = train_module(build_method("trans_peft", FAST, micro_pair), micro_pair, task, 11)
     again, _ = train_module(build_method("trans_peft", FAST, micro_pair), micro_pair, task, 11)
-    assert first == again and len(count_trainings) == 1
+    assert first == again and trained_count() == 1
     other, meta = train_module(build_method("trans_peft", FAST | {"p_c": 0.3}, micro_pair), micro_pair, task, 11)
-    assert other != first and len(count_trainings) == 2 and meta["recipe"]["p_c"] == 0.3
+    assert other != first and trained_count() == 2 and meta["recipe"]["p_c"] == 0.3
     assert (other / "adapter_model.safetensors").exists() and not list(other.glob("*.bin"))
 
 

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.cli import app
-from bench.store import CACHE_ENV, cache_dir
+from bench.core.store import CACHE_ENV, cache_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 # Two lm-eval/evalplus tasks, a trained method, a reusing one and trans_peft: 4 modules, 6 evaluations.

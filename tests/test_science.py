@@ -19,7 +19,8 @@ def invoke(args):
 
 
 def micro_with(steps: int):
-    from bench.pairs import PAIRS, TinyPair
+    from bench.pairs import PAIRS
+    from bench.pairs.tinypair import TinyPair
 
     micro = PAIRS.get("micro")
     spec = dataclasses.replace(micro.spec, update=dataclasses.replace(micro.spec.update, steps=steps))
@@ -61,7 +62,7 @@ def test_sweep_update_bad_input(tmp_path):
 
 
 def test_weight_change_zero_for_identical_checkpoints(micro_pair):
-    from bench.diagnose import weight_change
+    from bench.science.diagnose import weight_change
 
     old = micro_pair.base_dir("old")
     same = weight_change(old, old)
@@ -72,7 +73,7 @@ def test_weight_change_zero_for_identical_checkpoints(micro_pair):
 
 
 def test_diagnose_unchanged_pair_has_cosine_one(micro_pair):
-    from bench.diagnose import diagnose
+    from bench.science.diagnose import diagnose
 
     report = diagnose(micro_with(0), [], [0])
     assert report["weights"]["overall"] == 0
@@ -133,8 +134,8 @@ def test_grid_sweep_bad_input(tmp_path):
 
 
 def test_chain_curve_has_one_point_per_version(tmp_path):
-    from bench.chain import chain_steps
     from bench.pairs import PAIRS
+    from bench.science.chains import chain_steps
 
     chain = PAIRS.get("micro-chain")
     assert chain.version_id("v1") == PAIRS.get("micro").version_id("new")  # v1 is micro's own v1
@@ -151,7 +152,7 @@ def test_chain_curve_has_one_point_per_version(tmp_path):
     keys = {json.loads((out / p["results"]).read_text())["cells"][0]["module_key"] for p in summary["points"]}
     assert len(keys) == 1
     # ... and it is the very module `bench run --pair micro` trains: same tiny-scaled recipe, same cache key.
-    from bench.protocol import build_method
+    from bench.engine.protocol import build_method
 
     micro_recipe = build_method("finetune_old", pair=PAIRS.get("micro")).recipe
     assert build_method("finetune_old", pair=chain_steps(chain)[0]).recipe == micro_recipe
@@ -259,7 +260,7 @@ def test_findings_portllm_table1_rule(tmp_path):
 
 
 def test_paired_tests_leave_out_tasks_at_the_floor():
-    from bench.findings import paired
+    from bench.science.findings import paired
 
     a = _scores([("arith", s, 0.0) for s in range(3)] + [("know", s, 80.0 + s) for s in range(3)])
     b = _scores([("arith", s, 1.0) for s in range(3)] + [("know", s, 70.0 + 2 * s) for s in range(3)])

@@ -66,7 +66,7 @@ def test_lmeval_scores_an_in_memory_model_and_an_adapter_exactly_as_their_greedy
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from bench.protocol import load_base
+    from bench.engine.protocol import load_base
     from tasks.generation import greedy_complete
 
     task = TASKS.get("tiny_arith")()

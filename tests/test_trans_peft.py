@@ -4,7 +4,7 @@ import pytest
 import torch
 from conftest import tiny_causal_lm
 
-from bench.ffn import ffn_sublayers
+from bench.models.ffn import ffn_sublayers
 from methods.trans_peft import TransPEFT, knowledge_masking_and_dropping
 
 ARCHS = ["llama", "qwen2", "mistral"]
@@ -118,7 +118,7 @@ def test_interventions_reach_ffns_inside_a_peft_model():
 
 @pytest.mark.parametrize("bad", [{"p_c": 1.0}, {"p_i": -0.1}, {"p_c": 1.5}, {"rank": 0}])
 def test_out_of_range_options_are_rejected(bad):
-    from bench.errors import BenchError
+    from bench.core.errors import BenchError
 
     with pytest.raises(BenchError):
         TransPEFT(**bad)

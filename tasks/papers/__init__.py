@@ -19,10 +19,13 @@ from pathlib import Path
 
 import yaml
 
-from bench.data import load_records, local_files, missing_dataset
-from bench.errors import BenchError
+from bench.core.data import load_records, local_files, missing_dataset
+from bench.core.errors import BenchError
+from bench.core.store import config_hash
 from tasks.base import TASKS, Task, TaskScore
-from tasks.lmeval import run_lmeval
+from tasks.generation import greedy_complete
+from tasks.lmeval import in_memory_lm, run_lmeval, score_task
+from tasks.tiny import score_solutions
 
 HERE = Path(__file__).parent
 # MetaMath / Trans-PEFT training prompt; evaluation appends " Let's think step by step." (see the YAMLs).
@@ -56,7 +59,6 @@ def lmeval_errors(ref: str, split: str):
 
 class PaperTask(Task):
     """A task of the papers: an lm-eval YAML for testing, a training set for the module."""
-
     name = metric = ""
     test_ref = ""                  # dataset of the test split (hub id), mirrored as <data dir>/<test_ref>/
     test_split = "test"
@@ -75,8 +77,6 @@ class PaperTask(Task):
 
     def data_hash(self, pair, version) -> str:
         """The training set's identity (hub id, slice, shared key), so a plan or a cache lookup never loads it."""
-        from bench.store import config_hash
-
         return config_hash({"train": self.train_ref, "limit": self.train_limit, "shared_as": self.train_key})
 
     def train_examples(self, pair, version):
@@ -113,7 +113,6 @@ def metamath_example(record: dict) -> tuple[str, str]:
 @TASKS.register("gsm8k_metamath")
 class GSM8KMetaMath(PaperTask):
     """GSM8K, 0-shot greedy, MetaMath prompt and "The answer is:" (Trans-PEFT); trained on MetaMathQA[:100K]."""
-
     name, metric = "gsm8k_metamath", "exact_match"
     test_ref, train_ref, train_limit, train_size = "openai/gsm8k", "meta-math/MetaMathQA", 100_000, 100_000
     train_key = "metamathqa-100k"
@@ -123,7 +122,6 @@ class GSM8KMetaMath(PaperTask):
 @TASKS.register("math_metamath")
 class MATHMetaMath(PaperTask):
     """MATH (5000 test problems), 0-shot greedy, MetaMath prompt; trained on MetaMathQA[:100K]."""
-
     name, metric = "math_metamath", "exact_match"
     test_ref, train_ref, train_limit, train_size = ("DigitalLearningGmbH/MATH-lighteval", "meta-math/MetaMathQA",
                                                     100_000, 100_000)
@@ -152,7 +150,6 @@ def math_answer_is_correct(doc: dict, results: list[str]) -> dict:
 
 class CommonsenseTask(PaperTask):
     """One of commonsense-8 (LLM-Adapters' test.json); the module is shared, trained on Commonsense170K."""
-
     metric = "exact_match"
     train_ref, train_size, train_key = "zwhe99/commonsense_170k", 170_420, "commonsense-170k"
 
@@ -257,8 +254,6 @@ class CodeTask(PaperTask):
     def evaluate(self, model, tokenizer, pair, version, limit=None) -> TaskScore:
         from evalplus.sanitize import sanitize
 
-        from tasks.generation import greedy_complete
-        from tasks.tiny import score_solutions
 
         problems = evalplus_problems(self.dataset)[:limit]
         outputs = greedy_complete(model, tokenizer, [self.prompt(p) for p in problems], max_new_tokens=512,
@@ -271,14 +266,12 @@ class CodeTask(PaperTask):
 @TASKS.register("humaneval_plus")
 class HumanEvalPlus(CodeTask):
     """HumanEval+ pass@1 (base + plus tests), generated here, executed by evalplus; trained on CodeFeedback-105K."""
-
     name, dataset = "humaneval_plus", "humaneval"
 
 
 @TASKS.register("mbpp_plus")
 class MBPPPlus(CodeTask):
     """MBPP+ pass@1 (base + plus tests), generated here, executed by evalplus; trained on CodeFeedback-105K."""
-
     name, dataset = "mbpp_plus", "mbpp"
 
 
@@ -323,7 +316,6 @@ class BuiltinTask(Task):
         return examples
 
     def evaluate(self, model, tokenizer, pair, version, limit=None) -> TaskScore:
-        from tasks.lmeval import in_memory_lm, score_task
 
         task_dict = {self.lmeval_name: builtin_task(self.lmeval_name)}
         return score_task(in_memory_lm(model, tokenizer, batch_size=8), task_dict, self.lmeval_name, self.metric,

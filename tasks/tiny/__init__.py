@@ -12,8 +12,9 @@ from pathlib import Path
 
 import yaml
 
-from bench.store import cached_dir, config_hash
-from bench.world import ATTRIBUTES, World
+from bench.core.errors import BenchError
+from bench.core.store import cached_dir, config_hash
+from bench.pairs.world import ATTRIBUTES, World
 from tasks.base import TASKS, Task, TaskScore
 from tasks.evalplus_exec import evalplus_statuses
 from tasks.generation import cut_function_body, greedy_complete
@@ -24,12 +25,10 @@ WORLD_VERSION = {"old": 0, "new": 1}
 
 
 def _world(pair) -> World:
-    spec = getattr(pair, "spec", None)
-    if spec is None or not hasattr(spec, "world"):
-        from bench.errors import BenchError
-
+    world = pair.world()
+    if world is None:
         raise BenchError(f"tiny tasks need a tiny pair (one built from a synthetic world), not {pair.name!r}")
-    return spec.world.world()
+    return world
 
 
 class TinyLmEvalTask(Task):
@@ -49,8 +48,6 @@ class TinyLmEvalTask(Task):
 
         path = cached_dir("data", key, build) / "test.jsonl"
         if not path.is_file():  # lm-eval's own error for a missing data file is a page of traceback
-            from bench.errors import BenchError
-
             raise BenchError(f"task data {path} is missing; delete {path.parent} and rerun to regenerate it")
         return path
 

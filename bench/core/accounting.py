@@ -1,0 +1,98 @@
+"""Wall time and peak memory of a phase (training a module, evaluating a cell).
+
+On CUDA: torch's max_memory_allocated (and max_memory_reserved), reset per phase. On CPU: the
+process's peak RSS (VmHWM), which Linux lets us reset per phase through /proc/self/clear_refs.
+Device-hours (bench/costs.py) are wall x devices_used: GPUs on CUDA, torch's threads on CPU.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+PACKAGES = ("torch", "transformers", "peft", "lm_eval", "evalplus", "datasets")
+
+
+@dataclass
+class Cost:
+    wall_s: float = 0.0
+    peak_mem_mb: float = 0.0
+    memory_kind: str = ""  # what peak_mem_mb measured
+    device: str = ""
+    device_count: int = 1  # GPUs (CUDA) or CPU threads the phase ran on: device-hours = wall x this
+    peak_reserved_mb: float = 0.0  # CUDA caching-allocator peak (what nvidia-smi sees); 0 on CPU
+
+
+def device_name() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def devices_used() -> int:
+    # The protocol places a model on one device (torch.device("cuda") or the CPU's torch threads).
+    return 1 if torch.cuda.is_available() else torch.get_num_threads()
+
+
+def _reset_cpu_peak() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _cpu_peak_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@contextmanager
+def measure():
+    """with measure() as cost: ...  -> cost.wall_s, cost.peak_mem_mb filled in on exit."""
+    cost = Cost(device=device_name(), device_count=devices_used())
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        cost.memory_kind = "cuda max_memory_allocated"
+    else:
+        cost.memory_kind = "peak RSS" if _reset_cpu_peak() else "peak RSS since process start"
+    start = time.perf_counter()
+    try:
+        yield cost
+    finally:
+        if cuda:
+            torch.cuda.synchronize()
+            cost.peak_mem_mb = torch.cuda.max_memory_allocated() / 2**20
+            cost.peak_reserved_mb = torch.cuda.max_memory_reserved() / 2**20
+        else:
+            cost.peak_mem_mb = _cpu_peak_mb()
+        cost.wall_s = time.perf_counter() - start
+
+
+def module_size_mb(module_dir: Path) -> float:
+    """Everything the module directory holds on disk (adapter weights, config, metadata)."""
+    return sum(f.stat().st_size for f in Path(module_dir).rglob("*") if f.is_file()) / 2**20
+
+
+def environment() -> dict:
+    """Where a results file was measured: kept in the costs file, shown under every leaderboard."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name.replace("_", "-"))
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return {"device": device_name(), "python": platform.python_version(), "platform": platform.platform(),
+            "packages": versions}
