@@ -3,10 +3,12 @@ findings."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
 import re
+import signal
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -64,6 +66,25 @@ def one_line_errors(command):
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM (`kill`, a scheduler's time limit) stops like Ctrl-C: builds in progress remove their
+    temporaries, one line says how to resume; a second SIGTERM during that cleanup is ignored."""
+    def interrupt(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (bench used as a library): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def collect_overrides(settings: list[str], config: Path | None, method_names: list[str]) -> dict:
@@ -139,8 +160,10 @@ def run(
 
 
     check_writable(out)
-    cells = run_grid(method_names, the_pair, task_objs, seed_list, overrides, limit)
-    path = write_results(cells, the_pair, out, {"overrides": overrides, "limit": limit}, pick_free_name=default_out)
+    with sigterm_as_interrupt():
+        cells = run_grid(method_names, the_pair, task_objs, seed_list, overrides, limit)
+        path = write_results(cells, the_pair, out, {"overrides": overrides, "limit": limit},
+                             pick_free_name=default_out)
     typer.echo(leaderboard(load_results(path)))
     typer.echo(f"results: {path}")
 

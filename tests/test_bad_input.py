@@ -206,6 +206,13 @@ def test_results_taken_by_a_concurrent_run_are_not_overwritten(world, monkeypatc
 
 
 # --- A damaged or foreign cache: named, never loaded blindly, never silently replaced. ----------------------
+# (An entry's manifest catches damage first and rebuilds it: tests/test_store_integrity.py. These damage entries
+# from before manifests, which the store trusts, so the readers' own checks are what must catch it.)
+
+def from_before_manifests(*entries: Path) -> None:
+    for entry in entries:
+        (entry / "manifest.json").unlink()
+
 
 def direct_transfer(results: Path) -> list[str]:
     """direct_transfer lands finetune_old's cached module on the new base (on 5 samples: not a cached evaluation)."""
@@ -221,6 +228,7 @@ def direct_transfer(results: Path) -> list[str]:
 def test_damaged_module_file_is_named_and_not_used(damage, message, world):
     cache, results = world
     module = the_module(cache)
+    from_before_manifests(module)
     damage(module / "adapter_model.safetensors")
     line = assert_one_line_error(direct_transfer(results), message, cache, results)
     assert f"delete {module}" in line
@@ -228,6 +236,7 @@ def test_damaged_module_file_is_named_and_not_used(damage, message, world):
 
 def test_damaged_module_metadata_is_named(world):
     cache, results = world
+    from_before_manifests(the_module(cache))
     (the_module(cache) / "module.json").write_text('{"method": "finetune_')
     assert_one_line_error(direct_transfer(results), "module.json is unreadable", cache, results)
 
@@ -235,6 +244,7 @@ def test_damaged_module_metadata_is_named(world):
 def test_damaged_cached_evaluation_is_named(world):
     cache, results = world
     for evaluation in (cache / "evals").glob("[!.]*"):
+        from_before_manifests(evaluation)
         (evaluation / "eval.json").write_text("{")
     line = assert_one_line_error(["run", *FAST, "--methods", "finetune_old", "--out", str(results / "new.json")],
                                  "eval.json is unreadable", cache, results)
@@ -244,6 +254,7 @@ def test_damaged_cached_evaluation_is_named(world):
 def test_pickled_module_is_refused_without_unpickling(world, monkeypatch):
     cache, results = world
     module = the_module(cache)
+    from_before_manifests(module)
     from safetensors.torch import load_file
 
     torch.save(load_file(module / "adapter_model.safetensors"), module / "adapter_model.bin")
@@ -285,6 +296,7 @@ def test_module_of_another_architecture_does_not_land(world):
 def test_missing_task_data_is_named(world):
     cache, results = world
     for data in (cache / "data").glob("tiny_knowledge-v1-*"):
+        from_before_manifests(data)
         (data / "test.jsonl").unlink()
     assert_one_line_error(direct_transfer(results), "test.jsonl is missing", cache, results)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 from tasks import evalplus_exec
 from tasks.evalplus_exec import evalplus_statuses
 

@@ -43,7 +43,7 @@ def test_a_killed_build_leaves_nothing_visible_and_is_cleaned_up(tmp_path, monke
     leftover.mkdir(parents=True)
     (leftover / "adapter_model.safetensors").write_bytes(b"half")
     path = cached_dir("modules", "key", lambda out: (out / "module.json").write_text("{}"))
-    assert sorted(p.name for p in path.iterdir()) == ["module.json"]
+    assert sorted(p.name for p in path.iterdir()) == ["manifest.json", "module.json"]
     assert not leftover.exists()
 
 

@@ -10,7 +10,20 @@ Safety, in the order things can go wrong:
   two runs at once    building a key holds an exclusive fcntl lock on <kind>/.<key>.lock: the second
                       run waits, then finds the finished artifact instead of training it again;
   a killed build      leaves .<key>-* temporaries behind; whoever next holds the key's lock removes them
-                      (a live builder would still hold the lock, so they are certainly dead).
+                      (a live builder would still hold the lock, so they are certainly dead);
+  a damaged entry     every entry carries manifest.json (each file's size and sha256, written before the
+                      rename), checked whenever the entry is reused: a truncated, flipped, missing or extra
+                      file is one warning line on stderr, and the entry is moved aside under the key's lock
+                      and rebuilt, never used. Entries up to VERIFY_HASH_LIMIT bytes (modules, evaluations,
+                      task data, tiny bases) are hashed, once per process; larger ones (multi-GB bases) have
+                      their file list and sizes checked, which catches truncation and lost shards, unless
+                      $PEFT_TRANSFER_BENCH_VERIFY=full ("sizes" checks sizes only, for slow disks). An entry
+                      from before manifests existed is trusted as its build left it (it only ever became
+                      visible by the same atomic rename) and given a manifest; the content checks of its
+                      readers (safetensors headers, JSON, base ids) still apply to it;
+  a full disk         a failed write or rename removes the temporary; nothing partial becomes visible.
+
+Each stored build appends one JSON line (kind, key, pid, start, seconds) to cache_dir()/builds.log.
 """
 
 from __future__ import annotations
@@ -20,15 +33,21 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.core.errors import BenchError
 
 CACHE_ENV = "PEFT_TRANSFER_BENCH_CACHE"
 CODE_VERSION = "3"  # bump when a change invalidates cached artifacts (3: task data hash in module keys)
+MANIFEST = "manifest.json"
+VERIFY_ENV = "PEFT_TRANSFER_BENCH_VERIFY"  # auto (default) | full | sizes
+VERIFY_HASH_LIMIT = 1 << 30  # auto: entries up to 1 GiB are hashed on reuse (about a second); larger ones sized
 
 
 def cache_dir() -> Path:
@@ -60,30 +79,153 @@ def file_lock(path: Path) -> Iterator[None]:
 
 
 def cached_dir(kind: str, key: str, build: Callable[[Path], None]) -> Path:
-    """Return cache_dir()/kind/key, calling build(tmp_dir) first if it does not exist yet.
+    """Return cache_dir()/kind/key, calling build(tmp_dir) first if it does not exist yet (or is damaged).
 
-    build writes into a fresh temporary directory that is renamed into place only when it
-    returns, so a crash never leaves a half-written artifact behind; the key's lock makes a
-    concurrent run wait for this build instead of repeating it.
+    build writes into a fresh temporary directory that gets its manifest and is renamed into place
+    only when build returns, so a crash never leaves a half-written artifact behind; the key's lock
+    makes a concurrent run wait for this build instead of repeating it.
     """
     final = cache_dir() / kind / key
-    if final.is_dir():
-        return final
+    problem = verify_entry(final) if final.is_dir() else "absent"
+    if problem is None or (problem is LEGACY and final.is_dir() and not os.access(final, os.W_OK)):
+        return final  # (a read-only cache's entries from before manifests: used as before)
     with file_lock(final.parent / f".{key}.lock"):
-        if final.is_dir():  # another run built it while we waited
-            return final
+        if final.is_dir():  # another run may have built or repaired it while we waited
+            problem = verify_entry(final)
+            if problem is None:
+                return final
+            if problem is LEGACY:  # trusted: see "a damaged entry" above
+                try:
+                    _write_manifest(final, kind, key, built=None)
+                except OSError:  # (a full disk: adopted on a later run instead)
+                    pass
+                return final
+            print(f"warning: store entry {final} is damaged ({problem}); moving it aside and rebuilding it",
+                  file=sys.stderr, flush=True)
+            try:  # a rename is atomic: readers see the old entry or none; the stale sweep below deletes it
+                os.replace(final, final.parent / f".{key}-damaged-{os.getpid()}-{time.monotonic_ns()}")
+            except OSError as error:
+                raise BenchError(f"cannot move damaged store entry {final} aside: {one_line(error)}") from None
         for stale in final.parent.glob(f".{key}-*"):  # left by a killed build (it no longer holds the lock)
             shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=final.parent))
         try:
+            started = time.time()
             build(tmp)
+            if (tmp / MANIFEST).exists():
+                raise BenchError(f"building {kind}/{key} wrote a {MANIFEST}, a name the store keeps for itself")
             try:
+                _write_manifest(tmp, kind, key, built={"pid": os.getpid(), "started": _utc(started),
+                                                       "seconds": round(time.time() - started, 3)})
                 os.replace(tmp, final)
             except OSError as error:
                 raise BenchError(f"cannot store {final}: {one_line(error)}") from None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+        _log_build(kind, key, started)
     return final
+
+
+# --- integrity: manifests -------------------------------------------------------------------------------
+
+LEGACY = "no manifest"  # verify_entry's answer for an entry stored before manifests existed
+_verified: dict[str, tuple] = {}  # entry -> the (name, size, mtime, inode)s it had when its hashes last matched
+
+
+def _utc(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _entry_files(entry: Path) -> dict[str, Path]:
+    """Every file of an entry by its relative name, the manifest (and an adoption's temporary) left out."""
+    files = {}
+    for path in sorted(entry.rglob("*")):
+        name = path.relative_to(entry).as_posix()
+        if name != MANIFEST and not name.startswith(f".{MANIFEST}-") and path.is_file():
+            files[name] = path
+    return files
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_manifest(entry: Path, kind: str, key: str, built: dict | None) -> None:
+    """manifest.json: every file's size and sha256 (built=None: an older entry adopted as it stands)."""
+    files = {name: {"size": path.stat().st_size, "sha256": _sha256(path)} for name, path in _entry_files(entry).items()}
+    manifest = {"format": 1, "kind": kind, "key": key, "code_version": CODE_VERSION, "files": files,
+                **({"built": built} if built else {"adopted": _utc(time.time())})}
+    fd, tmp = tempfile.mkstemp(prefix=f".{MANIFEST}-", dir=entry)
+    try:
+        with open(fd, "w") as handle:
+            handle.write(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a store may be shared like its other files
+        os.replace(tmp, entry / MANIFEST)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def verify_mode() -> str:
+    mode = os.environ.get(VERIFY_ENV, "").strip().lower() or "auto"
+    if mode not in ("auto", "full", "sizes"):
+        raise BenchError(f"${VERIFY_ENV} must be auto, full or sizes, not {mode!r}")
+    return mode
+
+
+def verify_entry(entry: Path) -> str | None:
+    """None if the entry matches its manifest; LEGACY if it has none; otherwise what is wrong, in a few words.
+
+    File names and sizes are always checked; contents by sha256 unless the entry is larger than
+    VERIFY_HASH_LIMIT ($PEFT_TRANSFER_BENCH_VERIFY: auto | full | sizes), and only once per process
+    while no file's size, mtime or inode changes.
+    """
+    mode = verify_mode()
+    try:
+        manifest = json.loads((entry / MANIFEST).read_text())
+        expected = {name: (int(spec["size"]), str(spec["sha256"])) for name, spec in manifest["files"].items()}
+    except FileNotFoundError:
+        return LEGACY if entry.is_dir() else "it vanished"  # (another run moving it aside)
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
+        return f"its {MANIFEST} is unreadable"
+    try:
+        present = {name: path.stat() for name, path in _entry_files(entry).items()}
+        if missing := sorted(expected.keys() - present.keys()):
+            return f"{missing[0]} is missing"
+        if extra := sorted(present.keys() - expected.keys()):
+            return f"{extra[0]} is not in its {MANIFEST}"
+        for name, (size, _) in expected.items():
+            if present[name].st_size != size:
+                return f"{name} has {present[name].st_size} bytes, not {size}"
+        present[MANIFEST] = (entry / MANIFEST).stat()
+        signature = tuple((name, s.st_size, s.st_mtime_ns, s.st_ino) for name, s in present.items())
+        hashing = mode == "full" or (mode == "auto" and sum(size for size, _ in expected.values()) <= VERIFY_HASH_LIMIT)
+        if not hashing or _verified.get(str(entry)) == signature:
+            return None
+        for name, (_, sha256) in expected.items():
+            if _sha256(entry / name) != sha256:
+                return f"{name} does not match its sha256"
+    except OSError as error:  # vanished under us (another run repairing it) or unreadable
+        return f"cannot read it: {one_line(error)}"
+    _verified[str(entry)] = signature
+    return None
+
+
+def _log_build(kind: str, key: str, started: float) -> None:
+    """One line per stored build in cache_dir()/builds.log (best effort: the entry is already stored)."""
+    line = json.dumps({"kind": kind, "key": key, "pid": os.getpid(), "started": _utc(started),
+                       "seconds": round(time.time() - started, 3)}, sort_keys=True)
+    try:
+        with open(cache_dir() / "builds.log", "a") as log:
+            log.write(line + "\n")
+    except OSError:
+        pass
 
 
 class Store:
