@@ -57,6 +57,13 @@ def die_with_parent() -> None:
     check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl")
 
 
+def python_dirs() -> list[str]:
+    """The directories this interpreter imports from (prefixes, sys.path), outermost only."""
+    found = sorted({os.path.realpath(p) for p in (sys.prefix, sys.exec_prefix, sys.base_prefix, *sys.path)
+                    if p and os.path.isdir(p)})
+    return [p for i, p in enumerate(found) if not any(p.startswith(q + "/") for q in found[:i])]
+
+
 def isolate() -> str:
     """Move this process into fresh user, mount, PID, network and IPC namespaces; return a private work dir.
 
@@ -83,9 +90,16 @@ def isolate() -> str:
     # The host's /proc would show host processes and, through /proc/PID/root, the host's writable tree.
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     # Fresh, empty, writable: the work dir, and no Unix sockets of host daemons (/run, /tmp) to connect to.
+    # The Python that runs evalplus may live below one of them (a venv in /tmp): it is bound back, read-only.
     for path in ("/tmp", "/var/tmp", "/run", "/dev/shm"):
         if os.path.isdir(path) and not os.path.islink(path):
+            kept = {p: os.open(p, os.O_PATH) for p in python_dirs() if p.startswith(path + "/")}
             mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=1g,mode=1777")
+            for inside, fd in kept.items():
+                os.makedirs(inside, exist_ok=True)
+                mount(f"/proc/self/fd/{fd}", inside, flags=MS_BIND | MS_REC)
+                set_mount_attrs(inside, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, recursive=True)
+                os.close(fd)
     for path in ("/dev/null", "/dev/zero", "/dev/urandom"):  # the only devices left usable
         mount(path, path, flags=MS_BIND)
         set_mount_attrs(path, clear=MOUNT_ATTR_NODEV)
