@@ -11,6 +11,8 @@ from bench.core.accounting import environment
 from bench.core.errors import BenchError
 from bench.core.store import file_lock, one_line, read_json, write_json_atomic
 
+# 2: cells record their resolved recipe. Files without a schema_version (version 1) are read the same way.
+SCHEMA_VERSION = 2
 COST_FIELDS = ("train_wall_s", "eval_wall_s", "peak_mem_mb", "memory_kind", "device",
                "device_count", "peak_reserved_mb", "land_wall_s", "module_mb")
 
@@ -37,7 +39,8 @@ def write_results(cells: list, pair, path: Path, extra: dict | None = None, pick
             if path.exists():
                 raise BenchError(f"{path} exists; refusing to overwrite finished results (pass another --out)")
             write_json_atomic(costs_path(path), {"costs": costs, "environment": environment()})
-            write_json_atomic(path, {"pair": pair.name, "cells": scores, **(extra or {})})
+            write_json_atomic(path, {"schema_version": SCHEMA_VERSION, "pair": pair.name, "cells": scores,
+                                     **(extra or {})})
     except OSError as error:
         raise BenchError(f"cannot write results {path}: {one_line(error)} (finished cells are cached: "
                          "rerun with a writable --out to write them)") from None

@@ -34,6 +34,8 @@ def _world(pair) -> World:
 class TinyLmEvalTask(Task):
     """A tiny-world task scored by lm-eval from a YAML in this folder plus generated jsonl."""
 
+    suite = "tiny"  # tasks/tiny/recipe.yaml
+
     def test_docs(self, world: World, version: int) -> list[dict]:
         raise NotImplementedError
 
@@ -127,6 +129,7 @@ class TinyCode(Task):
 
     name, metric = "tiny_code", "pass@1"
     runs_generated_code = True
+    suite = "tiny"
     fixed_steps = 50  # 21 functions: a few epochs' worth
 
     def train_examples(self, pair, version):
