@@ -15,11 +15,14 @@ from __future__ import annotations
 import gc
 import importlib.util
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
 GPU_SHARE = 0.8  # of the GPU's memory for vLLM: this process (a --nproc rank 0, a training just done) keeps some
+LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
+                      "MASTER_ADDR", "MASTER_PORT")
 _engine: dict = {"key": None, "lm": None}
 _lora_ids: dict[str, int] = {}
 
@@ -42,19 +45,32 @@ def serve(model_dir: Path, dtype: torch.dtype, trust_remote_code: bool = False, 
     key = (str(model_dir), str(dtype), rank if lora else None)
     if _engine["key"] != key:
         release()
-        # The engine in this process: its memory shows in the cell's peak, and no engine process outlives a cell.
-        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        # The engine runs in a process of its own (vLLM's default): in this one it would join, or start, the torch
+        # process group a --nproc run already has, and a second engine could not start after the first. So a
+        # served cell's peak memory is this process's, without the engine's.
         from lm_eval.models.vllm_causallms import VLLM
 
-        _engine["lm"] = VLLM(pretrained=str(model_dir), dtype=str(dtype).removeprefix("torch."),
-                             trust_remote_code=trust_remote_code, lora_local_path=str(lora) if lora else None,
-                             max_lora_rank=rank or 16, gpu_memory_utilization=GPU_SHARE, batch_size="auto")
+        with _without_launcher_environment():
+            _engine["lm"] = VLLM(pretrained=str(model_dir), dtype=str(dtype).removeprefix("torch."),
+                                 trust_remote_code=trust_remote_code, lora_local_path=str(lora) if lora else None,
+                                 max_lora_rank=rank or 16, gpu_memory_utilization=GPU_SHARE, batch_size="auto")
         _engine["key"] = key
     lm = _engine["lm"]
     if lora is not None:  # vLLM caches LoRAs by id: one id per module directory
         lora_id = _lora_ids.setdefault(str(lora), len(_lora_ids) + 1)
         lm.lora_request = LoRARequest(Path(lora).name, lora_id, str(lora))
     return lm
+
+
+@contextmanager
+def _without_launcher_environment():
+    """The engine process must not take itself for a rank of this --nproc run (torchrun's variables)."""
+    saved = {k: os.environ.pop(k) for k in list(os.environ)
+             if k in LAUNCHER_VARIABLES or k.startswith("TORCHELASTIC_")}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
 
 
 def release() -> None:
