@@ -26,9 +26,11 @@ from bench.core.options import parse_numbers, parse_value
 from bench.core.registry import Registry
 from bench.core.results import check_writable, load_results, write_results
 from bench.core.store import one_line, write_json_atomic
+from bench.engine.executors import check_executor, make_executor
 from bench.engine.perf import measure_ratios
 from bench.engine.plan import describe_plan, plan
-from bench.engine.protocol import run_grid
+from bench.engine.protocol import build_method, run_grid
+from bench.models import distributed
 from bench.pairs import PAIRS, get_pair
 from bench.pairs.hub import go_offline
 from bench.science.chains import chain_transfer
@@ -39,7 +41,7 @@ from bench.science.findings import render as render_findings
 from bench.science.sweeps import parse_grid, parse_severities, sweep_grid
 from bench.science.sweeps import sweep_update as run_sweep
 from methods import METHODS
-from tasks import TASKS
+from tasks import TASKS, vllm_backend
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Compare ways of carrying PEFT modules across base-model updates.")
@@ -137,10 +139,24 @@ def run(
     offline: Annotated[bool, typer.Option(help="Never contact the hub (sets HF_HUB_OFFLINE and friends).")] = False,
     data_dir: Annotated[Path | None, typer.Option(help="Local mirror of datasets (<dir>/<org>/<name>/).")] = None,
     peft: Annotated[str | None, typer.Option(help="PEFT type for every method: lora | dora | adapter.")] = None,
+    nproc: Annotated[int, typer.Option(help="Data-parallel processes per training (GPUs; CPU cores on CPU), "
+                                            "through accelerate.")] = 1,
+    executor: Annotated[str, typer.Option(help="local | ray: each training and evaluation a Ray task.")] = "local",
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster to join (auto: the one `ray start` made); "
+                                                         "default: a Ray on this machine.")] = None,
+    eval_backend: Annotated[str, typer.Option(help="hf | vllm (lm-eval's vllm model; CUDA).")] = "hf",
 ):
     """Train, transfer and evaluate; print the leaderboard and write a results JSON."""
     apply_environment(offline, data_dir)
     method_names = METHODS.parse_list(methods)
+    if nproc > 1 and executor != "local":
+        raise BenchError("--nproc and --executor ray do not combine: a Ray task trains on one device")
+    distributed.check_nproc(nproc)
+    check_executor(executor, ray_address)
+    if eval_backend not in ("hf", "vllm"):
+        raise BenchError(f"--eval-backend must be hf or vllm, not {eval_backend!r}")
+    if eval_backend == "vllm" and (problem := vllm_backend.unavailable()):
+        raise BenchError(problem)
 
     the_pair = get_pair(pair)
     task_objs = _task_objects(the_pair, tasks)
@@ -148,6 +164,10 @@ def run(
     overrides = collect_overrides(set_ + ([f"peft={peft}"] if peft else []), config, method_names)
     if limit is not None and limit <= 0:
         raise BenchError("--limit must be positive")
+    if eval_backend == "vllm" and any(build_method(m, overrides, the_pair).recipe.peft == "adapter"
+                                      for m in method_names):
+        raise BenchError("vLLM cannot serve bottleneck adapters (extra sub-layers no merge expresses); "
+                         "use --eval-backend hf with --peft adapter")
     default_out = out is None
     safe_name = re.sub(r"[^A-Za-z0-9._-]+", "_", the_pair.name)  # `--pair org/a,org/b` names no folders
     out = out or Path("results") / f"{safe_name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.json"
@@ -160,8 +180,13 @@ def run(
 
 
     check_writable(out)
-    with sigterm_as_interrupt():
-        cells = run_grid(method_names, the_pair, task_objs, seed_list, overrides, limit)
+    if nproc > 1 and distributed.launched_processes() == 1:  # each process runs this same command line
+        raise typer.Exit(distributed.launch(nproc, sys.argv[1:]))
+    distributed.start()  # under accelerate launch / torchrun: join the others
+    with sigterm_as_interrupt(), make_executor(executor, ray_address) as runner:
+        cells = run_grid(method_names, the_pair, task_objs, seed_list, overrides, limit, runner, eval_backend)
+        if not distributed.is_main():  # rank 0 writes the results
+            return
         path = write_results(cells, the_pair, out, {"overrides": overrides, "limit": limit},
                              pick_free_name=default_out)
     typer.echo(leaderboard(load_results(path)))

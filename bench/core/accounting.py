@@ -36,8 +36,11 @@ def device_name() -> str:
 
 
 def devices_used() -> int:
-    # The protocol places a model on one device (torch.device("cuda") or the CPU's torch threads).
-    return 1 if torch.cuda.is_available() else torch.get_num_threads()
+    # The protocol places a model on one device per process (torch.device("cuda") or the CPU's torch threads);
+    # a --nproc run holds every process's device for the whole phase (the others wait while rank 0 evaluates).
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    processes = torch.distributed.get_world_size() if distributed else 1
+    return (1 if torch.cuda.is_available() else torch.get_num_threads()) * processes
 
 
 def _reset_cpu_peak() -> bool:

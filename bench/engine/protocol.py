@@ -21,11 +21,13 @@ from bench.core.accounting import measure, module_size_mb
 from bench.core.errors import BenchError
 from bench.core.store import Store, config_hash, one_line, read_artifact_json
 from bench.engine.executors import LocalExecutor
+from bench.models import distributed
 from bench.models.loading import device, load_model
 from bench.models.training import count_trainable, supervised_batches, train_loop
 from bench.pairs.base import Pair
 from bench.pairs.compat import check_pair
 from methods import METHODS, Method, MethodContext
+from tasks import vllm_backend
 from tasks.base import Task
 
 STORE = Store()
@@ -102,6 +104,8 @@ def module_key(method: Method, pair: Pair, task: Task, seed: int, overrides: dic
     if method.starts_from:  # a warm start names the module it starts from
         start = build_method(method.starts_from, overrides, pair)
         key["starts_from"] = module_key(start, pair, task, seed, overrides)
+    if distributed.world_size() > 1:  # same global batches, other random draws (dropout, masks) and float order
+        key["processes"] = distributed.world_size()
     return config_hash(key)  # tasks that share a training set (commonsense-8) share one module
 
 
@@ -142,10 +146,13 @@ def train_module(method: Method, pair: Pair, task: Task, seed: int, overrides: d
     if method.starts_from:
         ctx.module_of(method.starts_from)  # the module it starts from exists before this one's lock is taken
 
-    def build(out: Path):
+    def build(out: Path | None):  # None: another rank of a data-parallel training (it trains; rank 0 stores)
+        vllm_backend.release()  # a vLLM engine kept from the last evaluation gives the GPU back
         base, tokenizer = load_base(pair, method.trains_on)
         torch.manual_seed(seed)
         model = method.start(base, ctx)  # a fresh LoRA / DoRA / adapter, or another method's module (warm start)
+        if distributed.collective():  # the same initial module everywhere, each rank its own dropout and masks
+            torch.manual_seed(seed * 1000 + distributed.rank())
         examples = encode_examples(tokenizer, task.train_examples(pair, method.trains_on))
         recipe = method.recipe
         steps = method.train_steps(task.train_steps(len(examples), recipe.batch_size))
@@ -154,7 +161,10 @@ def train_module(method: Method, pair: Pair, task: Task, seed: int, overrides: d
         batches = ({k: v.to(device()) for k, v in b.items()} for b in batches)
         with measure() as cost, method.during_training(model, ctx):
             stats = train_loop(model, batches, steps, lr, recipe.schedule,
-                               description=f"training {method.name} on {task.name}")
+                               description=f"training {method.name} on {task.name}",
+                               data_parallel=distributed.collective())
+        if out is None:
+            return
         method.save_module(model, out)
         meta = {"method": method.name, "task": task.name, "seed": seed, "trained_on": method.trains_on,
                 "base": pair.version_id(method.trains_on), "recipe": dataclasses.asdict(method.recipe),
@@ -162,37 +172,105 @@ def train_module(method: Method, pair: Pair, task: Task, seed: int, overrides: d
                 "cost": dataclasses.asdict(cost)}
         (out / "module.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
 
-    path = STORE.get("modules", key, build)
+    path = stored("modules", key, build, together=True)
     meta = read_artifact_json(path / "module.json")
     check_module(path, meta, pair.version_id(method.trains_on))
     return path, meta
 
 
+def stored(kind: str, key: str, build, together: bool = False) -> Path:
+    """STORE.get, in one process or in all processes of a data-parallel run. There rank 0 alone writes the store:
+    if it has to build, the others run build(None) beside it when `together` (a training they take part in),
+    or wait at a barrier (an evaluation); then all read the entry."""
+    if not distributed.collective():
+        return STORE.get(kind, key, build)
+    if not distributed.is_main():
+        if distributed.broadcast_flag() and together:
+            build(None)
+        distributed.barrier()
+        return STORE.root / kind / key
+    building = False
+
+    def tell_then_build(out: Path):
+        nonlocal building
+        building = True
+        distributed.broadcast_flag(True)
+        if together:
+            build(out)
+        else:
+            with distributed.alone():  # nothing inside may wait for the others: they are at the barrier
+                build(out)
+
+    path = STORE.get(kind, key, tell_then_build)
+    if not building:
+        distributed.broadcast_flag(False)
+    distributed.barrier()
+    return path
+
+
+def landed(method: Method, module_dir: Path, base, ctx: MethodContext):
+    """method.land, with a module that does not fit the base as one line."""
+    try:
+        return method.land(module_dir, base, ctx)
+    except (RuntimeError, ValueError, KeyError) as error:  # e.g. shape mismatch: another architecture
+        raise BenchError(f"module {module_dir} does not fit the {method.lands_on} base of {ctx.pair.name!r}: "
+                         f"{one_line(error)}") from None
+
+
+def served(method: Method, module_dir: Path, ctx: MethodContext):
+    """The landed module as vLLM serves it (--eval-backend vllm): a LoRA landed unchanged is served beside its
+    base (enable_lora, max_lora_rank = its rank); anything else (DoRA, PortLLM's patch, a method with its own
+    land) is landed once with HF, merged into plain weights, stored, and served as a model of its own."""
+    pair, version = ctx.pair, method.lands_on
+    config_file = module_dir / "adapter_config.json"
+    config = read_artifact_json(config_file) if config_file.exists() else {}
+    if type(method).land is Method.land and config.get("peft_type") == "LORA" and not config.get("use_dora"):
+        return vllm_backend.serve(pair.base_dir(version), pair.dtype, pair.trust_remote_code, lora=module_dir,
+                                  rank=config["r"])
+
+    def merge(out: Path):
+        base, tokenizer = load_base(pair, version)
+        model = landed(method, module_dir, base, ctx)
+        if hasattr(model, "merge_and_unload"):  # landed as a PEFT module (DoRA)
+            model = model.merge_and_unload()
+        if any(hasattr(m, "bottleneck_adapter") for m in model.modules()):
+            raise BenchError(f"{method.name} lands bottleneck adapters, extra sub-layers that no merge into the "
+                             "base's weights expresses and vLLM cannot serve; use --eval-backend hf")
+        model.save_pretrained(out, safe_serialization=True)
+        tokenizer.save_pretrained(out)
+        del model, base
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()  # the memory is vLLM's next
+
+    key = config_hash({"module": module_dir.name, "land": method.name, "target": pair.version_id(version)})
+    return vllm_backend.serve(stored("merged", key, merge), pair.dtype, pair.trust_remote_code)
+
+
 def evaluate_cell(method: Method, pair: Pair, task: Task, seed: int, limit: int | None,
-                  overrides: dict | None) -> Cell:
+                  overrides: dict | None, backend: str = "hf") -> Cell:
     source = module_source(method, overrides, pair)
     module_dir, meta = train_module(source, pair, task, seed, overrides)
     ctx = context(method, pair, task, seed, overrides)
     target = pair.version_id(method.lands_on)
     eval_key = config_hash({"module": module_dir.name, "land": method.name, "target": target,
-                            "task": task.name, "limit": limit})
+                            "task": task.name, "limit": limit} | ({"backend": backend} if backend != "hf" else {}))
 
     def build(out: Path):
-        base, tokenizer = load_base(pair, method.lands_on)
+        base, tokenizer = load_base(pair, method.lands_on) if backend == "hf" else (None, None)
         with measure() as cost:
             land_start = time.perf_counter()
-            try:
-                model = method.land(module_dir, base, ctx)
-            except (RuntimeError, ValueError, KeyError) as error:  # e.g. shape mismatch: another architecture
-                raise BenchError(f"module {module_dir} does not fit the {method.lands_on} base of {pair.name!r}: "
-                                 f"{one_line(error)}") from None
+            if backend == "hf":
+                model = landed(method, module_dir, base, ctx)
+            else:  # an lm-eval LM served by vLLM; the tasks score it as they score an in-memory model
+                model = served(method, module_dir, ctx)
+                tokenizer = model.tokenizer
             land_wall_s = time.perf_counter() - land_start
             score = task.evaluate(model, tokenizer, pair, method.lands_on, limit=limit)
         (out / "eval.json").write_text(json.dumps({"score": dataclasses.asdict(score),
                                                    "cost": dataclasses.asdict(cost), "land_wall_s": land_wall_s},
                                                   sort_keys=True))
 
-    result = read_artifact_json(STORE.get("evals", eval_key, build) / "eval.json")
+    result = read_artifact_json(stored("evals", eval_key, build) / "eval.json")
     score, eval_cost, train_cost = result["score"], result["cost"], meta["cost"]
     trained_here = source is method
     return Cell(
@@ -214,10 +292,25 @@ def evaluate_cell(method: Method, pair: Pair, task: Task, seed: int, limit: int 
     )
 
 
+def job_gpus(pair: Pair) -> int:
+    """GPUs one training or evaluation of `pair` asks a cluster for: none for tiny pairs (CPU work), else one."""
+    return 0 if pair.world() is not None else 1
+
+
+def training_of(job: tuple) -> tuple[str, object, tuple]:
+    """(module key, train_module, its arguments): the training an evaluate_cell job lands (executors' `needs`)."""
+    method, pair, task, seed, _, overrides, _ = job
+    source = module_source(method, overrides, pair)
+    return module_key(source, pair, task, seed, overrides), train_module, (source, pair, task, seed, overrides)
+
+
 def run_grid(methods: list[str], pair: Pair, tasks: list[Task], seeds: list[int], overrides: dict | None = None,
-             limit: int | None = None, executor=None) -> list[Cell]:
+             limit: int | None = None, executor=None, eval_backend: str = "hf") -> list[Cell]:
     built = [build_method(m, overrides, pair) for m in methods]  # all recipes checked before any training
-    check_pair(pair)  # shapes from headers only: an incompatible pair fails before anything trains
-    jobs = [(method, pair, task, seed, limit, overrides) for seed in seeds for task in tasks for method in built]
+    with distributed.main_first():  # under --nproc, rank 0 builds the pair's bases; the others then read them
+        check_pair(pair)  # shapes from headers only: an incompatible pair fails before anything trains
+    jobs = [(method, pair, task, seed, limit, overrides, eval_backend)
+            for seed in seeds for task in tasks for method in built]
     return (executor or LocalExecutor()).map(evaluate_cell, jobs, f"{pair.name}: cells",
-                                             label=lambda job: f"{job[0].name}/{job[2].name}/seed{job[3]}")
+                                             label=lambda job: f"{job[0].name}/{job[2].name}/seed{job[3]}",
+                                             needs=training_of, gpus=job_gpus(pair))

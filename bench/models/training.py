@@ -15,6 +15,7 @@ import torch
 
 from bench.core.errors import BenchError
 from bench.core.progress import progress_bar
+from bench.models.distributed import sharded_backward
 from bench.models.ffn import sublayer_of
 
 
@@ -57,8 +58,10 @@ def train_loop(
     schedule: str = "cosine",
     warmup: int = 0,
     description: str = "training",
+    data_parallel: bool = False,
 ) -> dict[str, float]:
-    """Train the parameters of `model` that require grad; returns loss and token counts."""
+    """Train the parameters of `model` that require grad; returns loss and token counts. data_parallel: every
+    process of a `--nproc` run calls this with the same global batches, and each trains on its shard."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)  # no decay: rare embeddings must not drift
     model.train()
@@ -68,8 +71,11 @@ def train_loop(
             batch = next(batches)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, steps, lr, schedule, warmup)
-            loss = model(**batch).loss
-            loss.backward()
+            if data_parallel:
+                loss = sharded_backward(model, batch, params)
+            else:
+                loss = model(**batch).loss
+                loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
