@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 import yaml
+from typer.core import TyperGroup
 
 from bench.analysis.compare import compare as compare_runs
 from bench.analysis.compare import comparison_table, load_checked
@@ -24,7 +25,7 @@ from bench.core.data import DATA_ENV
 from bench.core.errors import BenchError
 from bench.core.options import parse_numbers, parse_value
 from bench.core.registry import Registry
-from bench.core.results import check_writable, load_results, write_results
+from bench.core.results import check_writable, costs_path, load_results, write_results
 from bench.core.store import one_line, write_json_atomic
 from bench.engine.executors import check_executor, make_executor
 from bench.engine.perf import measure_ratios
@@ -42,8 +43,40 @@ from bench.science.sweeps import parse_grid, parse_severities, sweep_grid
 from bench.science.sweeps import sweep_update as run_sweep
 from methods import METHODS
 from tasks import TASKS, vllm_backend
+from tasks.evalplus_exec import UNSAFE_ENV, refuse_unless_isolated
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+try:  # typer 0.2x parses with its own copy of click
+    from typer._click import exceptions as click_exceptions
+except ImportError:
+    from click import exceptions as click_exceptions
+
+
+@contextlib.contextmanager
+def usage_errors_as_one_line():
+    """Click's own bad-input errors (an unknown option or command, a missing argument, a value of the wrong type)
+    as one line on stderr and exit 2, like every other bad input, instead of a usage box."""
+    try:
+        yield
+    except getattr(click_exceptions, "NoArgsIsHelpError", ()):  # (click < 8.2 prints the help without raising)
+        raise  # bare `bench`: the help page is the answer
+    except click_exceptions.UsageError as error:
+        where = f" (see '{error.ctx.command_path} --help')" if error.ctx else ""
+        typer.echo(f"error: {one_line(error.format_message())}{where}", err=True)
+        raise typer.Exit(2) from None
+
+
+class OneLineUsageErrors(TyperGroup):
+    # The group parses its own options, then resolves, parses and runs the subcommand inside invoke.
+    def make_context(self, *args, **kwargs):
+        with usage_errors_as_one_line():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx):
+        with usage_errors_as_one_line():
+            return super().invoke(ctx)
+
+
+app = typer.Typer(cls=OneLineUsageErrors, add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Compare ways of carrying PEFT modules across base-model updates.")
 
 DEFAULT_METHODS = "finetune_old,finetune_new,direct_transfer,portllm,trans_peft"
@@ -89,18 +122,48 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+UNSAFE_HELP = ("Run model-generated code even where it cannot be isolated (no user namespaces): with evalplus' "
+               "guard alone, which is not a sandbox. Only for code you trust.")
+
+
+@contextlib.contextmanager
+def generated_code_policy(tasks: list, allow_unsafe: bool):
+    """Without --allow-unsafe-code, a command whose tasks run generated code refuses before any training where that
+    code cannot be isolated; with it, the scorer sees BENCH_ALLOW_UNSAFE_CODE=1 for this command only (restored
+    after, so a library caller or a test's next command is not left allowed)."""
+    if not allow_unsafe:
+        if any(getattr(task, "runs_generated_code", False) for task in tasks):  # (plugin tasks may predate it)
+            refuse_unless_isolated()
+        yield
+        return
+    previous = os.environ.get(UNSAFE_ENV)
+    os.environ[UNSAFE_ENV] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(UNSAFE_ENV, None)
+        else:
+            os.environ[UNSAFE_ENV] = previous
+
+
 def collect_overrides(settings: list[str], config: Path | None, method_names: list[str]) -> dict:
     """--config FILE and --set KEY=VALUE (KEY or METHOD.KEY) -> {"lr": 0.001, "trans_peft.p_c": 0.2}."""
     overrides: dict = {}
     if config is not None:
         try:
             loaded = yaml.safe_load(config.read_text()) or {}
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as error:  # (deep nesting: recursion)
 
             raise BenchError(f"cannot read config {config}: {one_line(error)}") from None
         if not isinstance(loaded, dict):
             raise BenchError(f"config {config} must be a mapping of options (optionally under method names)")
         for key, value in loaded.items():
+            if not isinstance(key, str):  # YAML keys may be numbers, null, booleans, lists
+                raise BenchError(f"config {config}: option and method names are text, got {one_line(repr(key))[:60]}")
+            if key in METHODS.names() and not isinstance(value, dict):
+                raise BenchError(f"config {config}: {key} is a method; give its options as a mapping "
+                                 f"({key}: {{OPTION: VALUE}}), got {one_line(repr(value))[:60]}")
             if isinstance(value, dict):
                 overrides.update({f"{key}.{k}": v for k, v in value.items()})
             else:
@@ -109,6 +172,10 @@ def collect_overrides(settings: list[str], config: Path | None, method_names: li
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise BenchError(f"--set takes KEY=VALUE or METHOD.KEY=VALUE, got {item!r}")
+        scope = key.strip().rpartition(".")[0]
+        if scope in METHODS.names() and scope not in involved_methods(method_names):
+            # (a config file may hold sections for methods this run leaves out; a --set is meant for this run)
+            raise BenchError(f"--set {key.strip()}: {scope} is not in this run (--methods {','.join(method_names)})")
         overrides[key.strip()] = parse_value(value.strip())
     for key in overrides:
         scope, _, option = key.rpartition(".")
@@ -120,8 +187,31 @@ def collect_overrides(settings: list[str], config: Path | None, method_names: li
     return overrides
 
 
+def involved_methods(method_names: list[str]) -> set[str]:
+    """The selected methods and those whose modules they land or start from (direct_transfer: finetune_old)."""
+    involved, todo = set(), list(method_names)
+    while todo:
+        name = todo.pop()
+        if name not in involved:
+            involved.add(name)
+            method = METHODS.get(name)
+            todo += [m for m in (method.reuses, method.starts_from) if m]
+    return involved
+
+
+def check_limit(limit: int | None) -> None:
+    if limit is not None and limit <= 0:
+        raise BenchError("--limit must be positive")
+
+
 def parse_seeds(text: str) -> list[int]:
-    return parse_numbers(text, "--seeds")
+    seeds = parse_numbers(text, "--seeds")
+    if any(not 0 <= s < 2**63 for s in seeds):  # torch.manual_seed takes at most 64 bits; negative ones wrap
+        raise BenchError(f"--seeds takes integers from 0 to 2**63-1, got {text!r}")
+    twice = next((s for i, s in enumerate(seeds) if s in seeds[:i]), None)
+    if twice is not None:
+        raise BenchError(f"--seeds lists seed {twice} twice")
+    return seeds
 
 
 @app.command()
@@ -145,6 +235,7 @@ def run(
     ray_address: Annotated[str | None, typer.Option(help="Ray cluster to join (auto: the one `ray start` made); "
                                                          "default: a Ray on this machine.")] = None,
     eval_backend: Annotated[str, typer.Option(help="hf | vllm (lm-eval's vllm model; CUDA).")] = "hf",
+    allow_unsafe_code: Annotated[bool, typer.Option(help=UNSAFE_HELP)] = False,
 ):
     """Train, transfer and evaluate; print the leaderboard and write a results JSON."""
     apply_environment(offline, data_dir)
@@ -162,8 +253,7 @@ def run(
     task_objs = _task_objects(the_pair, tasks)
     seed_list = parse_seeds(seeds)
     overrides = collect_overrides(set_ + ([f"peft={peft}"] if peft else []), config, method_names)
-    if limit is not None and limit <= 0:
-        raise BenchError("--limit must be positive")
+    check_limit(limit)
     if eval_backend == "vllm" and any(build_method(m, overrides, the_pair).recipe.peft == "adapter"
                                       for m in method_names):
         raise BenchError("vLLM cannot serve bottleneck adapters (extra sub-layers no merge expresses); "
@@ -179,16 +269,17 @@ def run(
         raise BenchError(f"{out} exists; refusing to overwrite finished results (pass another --out)")
 
 
-    check_writable(out)
-    if nproc > 1 and distributed.launched_processes() == 1:  # each process runs this same command line
-        raise typer.Exit(distributed.launch(nproc, sys.argv[1:]))
-    distributed.start()  # under accelerate launch / torchrun: join the others
-    with sigterm_as_interrupt(), make_executor(executor, ray_address) as runner:
-        cells = run_grid(method_names, the_pair, task_objs, seed_list, overrides, limit, runner, eval_backend)
-        if not distributed.is_main():  # rank 0 writes the results
-            return
-        path = write_results(cells, the_pair, out, {"overrides": overrides, "limit": limit},
-                             pick_free_name=default_out)
+    with generated_code_policy(task_objs, allow_unsafe_code):
+        check_writable(out)
+        if nproc > 1 and distributed.launched_processes() == 1:  # each process runs this same command line
+            raise typer.Exit(distributed.launch(nproc, sys.argv[1:]))
+        distributed.start()  # under accelerate launch / torchrun: join the others
+        with sigterm_as_interrupt(), make_executor(executor, ray_address) as runner:
+            cells = run_grid(method_names, the_pair, task_objs, seed_list, overrides, limit, runner, eval_backend)
+            if not distributed.is_main():  # rank 0 writes the results
+                return
+            path = write_results(cells, the_pair, out, {"overrides": overrides, "limit": limit},
+                                 pick_free_name=default_out)
     typer.echo(leaderboard(load_results(path)))
     typer.echo(f"results: {path}")
 
@@ -242,7 +333,8 @@ def perf(
     steps: Annotated[int, typer.Option(help="Timed steps per variant.")] = 30,
 ):
     """Step-time ratios: trans_peft / plain LoRA, and the harness loop / a bare PyTorch loop."""
-
+    if steps <= 0:
+        raise BenchError(f"--steps must be a positive number of timed steps, got {steps}")
     for line in measure_ratios(PAIRS.get(pair), steps):
         typer.echo(line)
 
@@ -258,6 +350,8 @@ def report(
     """The leaderboard (mean ± sd over seeds, gap to re-tune, device-hours, memory), cost projection, paired tests."""
     for path in results:
         load_checked(path)  # a malformed file is one clear error, not a KeyError deep in the report
+    if out is not None and out.resolve() in {q.resolve() for p in results for q in (p, costs_path(p))}:
+        raise BenchError(f"--out {out} is one of the results being reported; write the report elsewhere")
     text = render(build_report([(str(p), load_results(p)) for p in results], modules), format_)
     print_or_write(text, out, "report")
 
@@ -315,6 +409,7 @@ def sweep_update(
     seeds: Annotated[str, typer.Option(help="Comma-separated training seeds.")] = "0,1",
     limit: Annotated[int | None, typer.Option(help="Evaluate on the first N test samples of each task.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output directory (default under results/).")] = None,
+    allow_unsafe_code: Annotated[bool, typer.Option(help=UNSAFE_HELP)] = False,
 ):
     """Score vs update size: a family of v1s of growing severity, every method on each, plotted with error bars."""
 
@@ -323,8 +418,10 @@ def sweep_update(
     severities = parse_severities(severity)
     seed_list = parse_seeds(seeds)
     task_objs = _task_objects(the_pair, tasks)
+    check_limit(limit)
     out = _fresh_dir(out, f"sweep-update-{pair}-{kind}")
-    summary = run_sweep(the_pair, kind, severities, method_names, task_objs, seed_list, out, limit)
+    with generated_code_policy(task_objs, allow_unsafe_code):
+        summary = run_sweep(the_pair, kind, severities, method_names, task_objs, seed_list, out, limit)
     from tabulate import tabulate
 
     rows = [[f"x{p['severity']:g}", p["steps"], f"{p['weight_change']['attention']:.4f}",
@@ -376,6 +473,7 @@ def sweep(
     references: Annotated[str, typer.Option(help="Reference-line methods ('' for none).")] = REFERENCE_METHODS,
     limit: Annotated[int | None, typer.Option(help="Evaluate on the first N test samples of each task.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output directory (default under results/).")] = None,
+    allow_unsafe_code: Annotated[bool, typer.Option(help=UNSAFE_HELP)] = False,
 ):
     """A method's hyper-parameter grid (Trans-PEFT Fig. 6: score vs p_c at p_i=0, then vs p_i at the best p_c)."""
 
@@ -383,9 +481,11 @@ def sweep(
     reference_names = METHODS.parse_list(references) if references.strip() else []
     the_pair = get_pair(pair)
     parsed = parse_grid(grid)
+    check_limit(limit)
     out = _fresh_dir(out, f"sweep-{method}-{pair}")
-    summary = sweep_grid(method, parsed, the_pair, _task_objects(the_pair, tasks), parse_seeds(seeds),
-                         reference_names, out, limit)
+    task_objs = _task_objects(the_pair, tasks)
+    with generated_code_policy(task_objs, allow_unsafe_code):
+        summary = sweep_grid(method, parsed, the_pair, task_objs, parse_seeds(seeds), reference_names, out, limit)
     for stage in summary["stages"]:
         points = ", ".join(f"{p['value']}: {p['mean']:.1f}" + (f" ± {p['sd']:.1f}" if p["sd"] is not None else "")
                            for p in stage["points"])
@@ -405,13 +505,17 @@ def chain(
     seeds: Annotated[str, typer.Option(help="Comma-separated training seeds.")] = "0,1",
     limit: Annotated[int | None, typer.Option(help="Evaluate on the first N test samples of each task.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output directory (default results/chain-<pair>-<time>).")] = None,
+    allow_unsafe_code: Annotated[bool, typer.Option(help=UNSAFE_HELP)] = False,
 ):
     """Chain transfer: a module trained on v0 landed on v1, v2, v3, ... (PortLLM Table A), as a curve."""
 
     method_names = METHODS.parse_list(methods)
     the_pair = get_pair(pair)
+    check_limit(limit)
     out = _fresh_dir(out, f"chain-{pair}")
-    summary = chain_transfer(the_pair, method_names, _task_objects(the_pair, tasks), parse_seeds(seeds), out, limit)
+    task_objs = _task_objects(the_pair, tasks)
+    with generated_code_policy(task_objs, allow_unsafe_code):
+        summary = chain_transfer(the_pair, method_names, task_objs, parse_seeds(seeds), out, limit)
     for p in summary["points"]:
         typer.echo(f"{p['version']}: " + ", ".join(f"{m} {p['methods'][m]['mean']:.1f}" for m in method_names))
     typer.echo(f"results: {out}/summary.json, plot: {out}/chain.png")

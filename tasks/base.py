@@ -30,6 +30,7 @@ class Task:
     lr_scale: float = 1.0            # multiplies every method's learning rate on this task
     train_key: str = ""              # tasks sharing a training set share one module ("": the task's name)
     train_size: int = 0              # examples per epoch at full size, for plan estimates (0: unknown or tiny)
+    runs_generated_code: bool = False  # scoring executes model-written code (tasks/evalplus_exec.py)
 
     def train_steps(self, n_examples: int, batch_size: int) -> int:
         return self.fixed_steps or max(1, math.ceil(self.epochs * n_examples / batch_size))

@@ -30,8 +30,9 @@ so they can interfere with each other's scores; and user namespaces expose more 
 
 isolation_problem() probes (once per process) by running the runner's own setup around a no-op.
 Where it fails, evalplus_statuses refuses to run generated code (BenchError) unless allowed
-explicitly (allow_unsafe=True or BENCH_ALLOW_UNSAFE_CODE=1); it then runs under evalplus' guard alone
-(reliability_guard: not a sandbox), a best-effort network block and the same wall-clock kill.
+explicitly (allow_unsafe=True, or BENCH_ALLOW_UNSAFE_CODE=1, which the CLI's --allow-unsafe-code sets; the CLI
+asks refuse_unless_isolated before training when a selected task runs code); it then runs under evalplus'
+guard alone (reliability_guard: not a sandbox), a best-effort network block and the same wall-clock kill.
 """
 
 from __future__ import annotations
@@ -73,16 +74,23 @@ def kill_group(pid: int) -> None:
         pass  # the group is already gone
 
 
+def refuse_unless_isolated(allow_unsafe: bool = False) -> str | None:
+    """Why generated code will run unisolated (None: it will be isolated); a BenchError where it cannot be isolated
+    and the user has not allowed that (`bench ... --allow-unsafe-code` sets BENCH_ALLOW_UNSAFE_CODE=1)."""
+    unavailable = isolation_problem()
+    if unavailable and not (allow_unsafe or os.environ.get(UNSAFE_ENV) == "1"):
+        raise BenchError(f"refusing to run generated code without isolation ({unavailable}); pass "
+                         f"--allow-unsafe-code (or set {UNSAFE_ENV}=1) to run it unisolated anyway")
+    return unavailable
+
+
 def evalplus_statuses(problems: list[dict], solutions: dict[str, str], dataset: str = "humaneval",
                       timeout_s: float = 600, allow_unsafe: bool = False) -> dict[str, dict]:
     """Run evalplus on full solutions (prompt + completion) -> {task_id: {"base": status, "plus": status}}.
 
     Refuses (BenchError) where the code cannot be isolated, unless allow_unsafe or BENCH_ALLOW_UNSAFE_CODE=1.
     """
-    unavailable = isolation_problem()
-    if unavailable and not (allow_unsafe or os.environ.get(UNSAFE_ENV) == "1"):
-        raise BenchError(f"refusing to run generated code without isolation ({unavailable}); "
-                         f"set {UNSAFE_ENV}=1 to run it unisolated anyway")
+    unavailable = refuse_unless_isolated(allow_unsafe)
     with tempfile.TemporaryDirectory(prefix="bench-evalplus-") as tmp:
         tmp = Path(tmp)
         (tmp / "problems.jsonl").write_text("".join(json.dumps(p) + "\n" for p in problems))

@@ -1,8 +1,23 @@
 """The bad-input matrix: every case is one line on stderr, exit 2, and nothing already computed changes.
 
-tests/test_cli.py covers the first misspellings and out-of-range options; this file extends the matrix to
-recipes, config files, pairs that cannot be loaded, a damaged or foreign cache, and a results directory
-that cannot be written (unwritable, disk full).
+Catalogue: 142 cases assert exit 2 and exactly one "error:" line.
+  - this file, 118: test_bad_options (25: lists, pairs, recipe values, seeds, limit), test_bad_config_files (8),
+    test_bad_input_of_every_command (64: click's own usage errors, duplicate and out-of-range seeds, methods and
+    tasks, non-finite or wrong-typed recipe values, targets naming no module, a --set for a method not in the
+    run, config keys that are not text, method sections that are not mappings, YAML and JSON nested past the
+    recursion limit; report and compare of missing, garbage, wrong-typed, other-pair, other-task, other-seed
+    results and costs files, a report over its own input; perf, sweep, sweep-update, chain, diagnose and
+    findings options, probe files and damaged summaries), and 21 more below (other commands'
+    misspellings, results that cannot be written, disk full, a damaged, pickled or foreign cache, bases that
+    cannot or must not be loaded);
+  - tests/test_cli.py, 13: the first misspellings and out-of-range options, the installed command, make-pair
+    offline;
+  - tests/test_report.py, 3, and tests/test_compare.py, 4: report options and malformed results files;
+  - tests/test_sandbox.py, 4: run, sweep-update, sweep and chain refusing code tasks without isolation unless
+    --allow-unsafe-code.
+A further 21 assert exit 2 and the message without counting lines (tests/test_science.py 11, test_compare.py 4,
+test_cli.py 3, test_report.py, test_pairs.py and test_store_integrity.py 1 each). tests/test_fuzz.py then
+generates about 2,000 more per run (hypothesis, derandomized) and holds every one to the same rule.
 """
 
 import errno
@@ -385,3 +400,124 @@ def test_tiny_tasks_on_a_pair_without_a_world_is_one_line(world, local_pair, mic
     monkeypatch.setitem(PAIRS._items, "local", LocalPair("local", None, *[str(micro_pair.base_dir(v)) for v in
                                                                          ("old", "new")]))
     assert_one_line_error([*args, "--out", str(results / "new.json")], "tiny tasks need a tiny pair", cache, results)
+
+
+# --- Every command: click's own usage errors, list and duplicate checks, results, summaries and outputs. -------
+# Inputs live in the watched results folder, so each case also shows that reading them changes nothing.
+
+def bad_inputs(results: Path) -> None:
+    """Results files and summaries, each wrong in one way, beside the finished run in `results`."""
+    from results_factory import make_cells, write_results_file
+
+    cells = make_cells()
+    write_results_file(results / "good.json", cells)
+    write_results_file(results / "other-pair.json", cells, pair="tiny-severe")
+    write_results_file(results / "fewer-tasks.json", [c for c in cells if c["task"] == "t_arith"])
+    write_results_file(results / "other-seeds.json", [c | {"seed": c["seed"] + 10} for c in cells])
+    write_results_file(results / "text-seed.json", [c | {"seed": str(c["seed"])} for c in cells])
+    write_results_file(results / "text-score.json", [c | {"score": "high"} for c in cells])
+    write_results_file(results / "huge-correct.json",
+                       [c | {"samples": [s | {"correct": 10**400} for s in c["samples"]]} for c in cells])
+    write_results_file(results / "bad-costs.json", cells).with_suffix(".costs.json").write_text('{"costs": 3}')
+    write_results_file(results / "text-wall.json", cells)
+    costs = json.loads((results / "text-wall.costs.json").read_text())
+    costs["costs"][0]["train_wall_s"] = "an hour"
+    (results / "text-wall.costs.json").write_text(json.dumps(costs))
+    (results / "deep.json").write_text("[" * 5000)  # past the parser's recursion limit
+    (results / "garbage.json").write_bytes(b"\x89PNG\r\n\x1a\n\x00")
+    (results / "list.json").write_text("[1, 2]")
+    (results / "empty-probes.txt").write_text("\n\n")
+    summary = json.loads((Path(__file__).parent.parent / "results" / "science" /
+                          "sweep-update-tiny-full-arith-5seeds" / "summary.json").read_text())
+    for name, text in (("truncated", json.dumps(summary)[:200]), ("no-points", json.dumps(summary | {"points": 3}))):
+        (results / "summaries" / name).mkdir(parents=True)
+        (results / "summaries" / name / "summary.json").write_text(text)
+    for name, text in (("deep", "[" * 5000), ("int-key", "1: 2\n"), ("method-value", "trans_peft: 0.2\n"),
+                       ("null-key", "~: 0.1\n"), ("method-list", "portllm: [rank, 4]\n")):
+        (results / f"{name}.yaml").write_text(text)
+
+
+MICRO = ["--pair", "micro", "--tasks", "tiny_knowledge"]
+
+
+@pytest.mark.parametrize("args,message", [
+    # click's own errors, as one line like the rest (they were a boxed usage message)
+    (["run", "--bogus"], "No such option: --bogus"),
+    (["run", "--limit", "abc"], "Invalid value for '--limit'"),
+    (["perf", "--steps"], "Option '--steps' requires an argument"),
+    (["bogus"], "No such command 'bogus'"),
+    (["--bogus"], "No such option: --bogus"),
+    (["report"], "Missing argument 'results'"),
+    (["compare", "{r}/good.json"], "Missing argument 'current'"),
+    (["list", "tasks", "methods"], "unexpected extra argument"),
+    (["findings", "{r}", "--alpha", "x"], "Invalid value for '--alpha'"),
+    # run: lists, seeds, pairs, recipes, config files
+    (["run", *MICRO, "--seeds", "-1"], "--seeds takes integers from 0 to 2**63-1"),
+    (["run", *MICRO, "--seeds", "18446744073709551616"], "--seeds takes integers from 0 to 2**63-1"),
+    (["run", *MICRO, "--seeds", "0,1,0"], "--seeds lists seed 0 twice"),
+    (["run", *MICRO, "--methods", "trans_peft,portllm,trans_peft"], "method 'trans_peft' is given twice"),
+    (["run", "--pair", "micro", "--tasks", "tiny_arith,tiny_arith"], "task 'tiny_arith' is given twice"),
+    (["run", "--pair", "micro,", "--dry-run"], "a pair of model references needs at least two"),
+    (["run", "--pair", "qwen2-qwen2.5", "--tasks", "tiny_arith", "--dry-run"], "tiny tasks need a tiny pair"),
+    (["run", *MICRO, "--tasks", "gsm8k_metamth"], "did you mean 'gsm8k_metamath'"),
+    (["run", *MICRO, "--set", "lr=nan"], "lr must be a finite number, got nan"),
+    (["run", *MICRO, "--set", "lr=inf"], "lr must be a finite number, got inf"),
+    (["run", *MICRO, "--set", "rank=true"], "option rank takes a int, got True"),
+    (["run", *MICRO, "--set", "alpha=0"], "alpha must be a positive integer"),
+    (["run", *MICRO, "--set", "targets=,"], "targets must name modules"),
+    (["run", *MICRO, "--methods", "finetune_old", "--set", "targets=q_prj"], "targets 'q_prj' name no module"),
+    (["run", *MICRO, "--methods", "direct_transfer", "--set", "finetune_old.targets=q_proj,v_prj"],
+     "finetune_old: targets 'v_prj' name no module"),  # the module direct_transfer lands is finetune_old's
+    (["run", *MICRO, "--peft", "ia3"], "peft must be one of lora, dora, adapter, got 'ia3'"),
+    (["run", *MICRO, "--methods", "portllm", "--set", "trans_peft.p_c=0.2"], "trans_peft is not in this run"),
+    (["run", *MICRO, "--data-dir", "{r}/no-such-mirror"], "--data-dir"),
+    (["run", *MICRO, "--config", "{r}"], "cannot read config"),  # a directory
+    (["run", *MICRO, "--config", "{r}/deep.yaml"], "cannot read config"),  # nested past the recursion limit
+    (["run", *MICRO, "--config", "{r}/int-key.yaml"], "option and method names are text, got 1"),
+    (["run", *MICRO, "--config", "{r}/null-key.yaml"], "option and method names are text, got None"),
+    (["run", *MICRO, "--config", "{r}/method-value.yaml"], "trans_peft is a method; give its options as a mapping"),
+    (["run", *MICRO, "--config", "{r}/method-list.yaml"], "portllm is a method; give its options as a mapping"),
+    # report
+    (["report", "{r}/good.json", "--format", "pdf"], "unknown format 'pdf'"),
+    (["report", "{r}/good.json", "--modules", "-1"], "--modules must be a positive"),
+    (["report", "{r}/good.json", "--out", "{r}/good.json"], "is one of the results being reported"),
+    (["report", "{r}/good.json", "--out", "{r}/good.costs.json"], "is one of the results being reported"),
+    (["report", "{r}/missing.json"], "cannot read results"),
+    (["report", "{r}/deep.json"], "cannot read results"),
+    (["report", "{r}/garbage.json"], "cannot read results"),
+    (["report", "{r}/list.json"], "not a bench results file"),
+    (["report", "{r}/text-score.json"], "cell 0: score should be a number, got 'high'"),
+    (["report", "{r}/bad-costs.json"], "bad-costs.costs.json is not a bench costs file"),
+    (["report", "{r}/text-wall.json"], "entry 0: train_wall_s should be a number, got 'an hour'"),
+    # compare
+    (["compare", "{r}/good.json", "{r}/missing.json"], "cannot read results"),
+    (["compare", "{r}/good.json", "{r}/other-pair.json"], "baseline is pair 'tiny' but current is 'tiny-severe'"),
+    (["compare", "{r}/good.json", "{r}/fewer-tasks.json"], "lacks baseline cells"),
+    (["compare", "{r}/good.json", "{r}/other-seeds.json"], "share no seed"),
+    (["compare", "{r}/good.json", "{r}/text-seed.json"], "cell 0: seed should be an integer, got '0'"),
+    (["compare", "{r}/huge-correct.json", "{r}/good.json"], "without an id and a numeric 'correct'"),
+    (["compare", "{r}/good.json", "{r}/good.json", "--min-delta", "-1"], "--min-delta must be >= 0"),
+    (["compare", "{r}/good.json", "{r}/good.json", "--alpha", "0"], "--alpha must be in (0, 1)"),
+    # perf, sweeps, chains, diagnose, findings
+    (["perf", "--pair", "micro", "--steps", "0"], "--steps must be a positive number"),
+    (["sweep-update", "--pair", "micro", "--limit", "0"], "--limit must be positive"),
+    (["sweep-update", "--pair", "micro", "--seeds", "2,2"], "--seeds lists seed 2 twice"),
+    (["sweep", "--pair", "micro", "--method", "cross_lora"], "cross_lora has no option 'p_c'"),  # the default grid
+    (["sweep", "--pair", "micro", "--grid", "p_c=0.1", "--grid", "p_c=0.2"], "--grid names 'p_c' twice"),
+    (["chain", "--pair", "micro", "--seeds", "0"], "pair 'micro' is not a chain"),
+    (["chain", "--pair", "micro-chain", "--limit", "-2"], "--limit must be positive"),
+    (["diagnose", "--pair", "micro", "--probes", "{r}/missing.txt"], "cannot read probe file"),
+    (["diagnose", "--pair", "micro", "--probes", "{r}/empty-probes.txt"], "has no text lines"),
+    (["findings", "{r}/summaries/truncated"], "cannot read"),
+    (["findings", "{r}/summaries/no-points"], "is not a complete sweep-update summary"),
+    (["findings", "{r}/summaries/no-points", "--tolerance", "-1"], "--tolerance non-negative"),
+])
+def test_bad_input_of_every_command(args, message, world, trained_count):
+    cache, results = world
+    bad_inputs(results)
+    args = [a.replace("{r}", str(results)) for a in args]
+    if args[0] in ("run", "sweep-update", "sweep", "chain", "diagnose"):
+        args += ["--out", str(results / "new")] if args[0] != "run" else ["--out", str(results / "new.json")]
+    assert_one_line_error(args, message, cache, results)
+    assert trained_count() == 0 and not (results / "new").exists() and not (results / "new.json").exists()
+    assert not (Path.cwd() / "results" / "new").exists()

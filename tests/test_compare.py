@@ -102,7 +102,7 @@ def test_malformed_baseline_is_bad_input(tmp_path, baseline, content, message):
     bad = tmp_path / "bad.json"
     bad.write_text(content)
     result = compare(bad, baseline)
-    assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.output
+    assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
 def test_mismatched_grids_are_bad_input(baseline, tmp_path):

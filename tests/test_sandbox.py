@@ -136,3 +136,78 @@ def test_without_isolation_scoring_refuses_unless_allowed(monkeypatch):
     assert run([CORRECT, "    return None\n"], allow_unsafe=True) == [True, False]
     monkeypatch.setenv("BENCH_ALLOW_UNSAFE_CODE", "1")
     assert run([CORRECT]) == [True]
+
+
+# --- the CLI: --allow-unsafe-code on every command that scores generated code ---------------------------------
+
+CODE_COMMANDS = {
+    "run": ["run", "--pair", "micro", "--methods", "finetune_old"],
+    "sweep-update": ["sweep-update", "--pair", "micro", "--methods", "finetune_old", "--severity", "1"],
+    "sweep": ["sweep", "--pair", "micro", "--method", "trans_peft", "--grid", "p_c=0.1", "--references", ""],
+    "chain": ["chain", "--pair", "micro-chain", "--methods", "direct_transfer"],
+}
+
+
+@pytest.fixture
+def no_isolation(monkeypatch):
+    monkeypatch.setattr(evalplus_exec, "isolation_problem", lambda: "no user namespaces (simulated)")
+    monkeypatch.delenv("BENCH_ALLOW_UNSAFE_CODE", raising=False)
+
+
+@pytest.mark.parametrize("command", sorted(CODE_COMMANDS))
+def test_without_isolation_code_tasks_are_refused_before_anything_runs(command, no_isolation, tmp_path,
+                                                                       trained_count):
+    from typer.testing import CliRunner
+
+    from bench.cli import app
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, [*CODE_COMMANDS[command], "--tasks", "tiny_code", "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: refusing to run generated code without isolation")
+    assert "pass --allow-unsafe-code" in lines[0] and "no user namespaces (simulated)" in lines[0]
+    assert trained_count() == 0 and not out.exists()
+
+
+@pytest.mark.parametrize("command", sorted(CODE_COMMANDS))
+def test_allow_unsafe_code_reaches_the_scorer_for_that_command_only(command, no_isolation, tmp_path, monkeypatch):
+    import os
+
+    from typer.testing import CliRunner
+
+    import bench.cli as cli
+
+    seen = []
+
+    def record(*args, **kwargs):  # stands in for the command's work: what would the scorer see?
+        seen.append(os.environ.get("BENCH_ALLOW_UNSAFE_CODE"))
+        raise BenchError("stopped here")
+
+    for name in ("run_grid", "run_sweep", "sweep_grid", "chain_transfer"):
+        monkeypatch.setattr(cli, name, record)
+    out = ["--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(cli.app, [*CODE_COMMANDS[command], "--tasks", "tiny_code", *out, "--allow-unsafe-code"])
+    assert seen == ["1"] and result.stderr == "error: stopped here\n"
+    assert "BENCH_ALLOW_UNSAFE_CODE" not in os.environ  # restored: the next command in this process is not allowed
+    # Tasks that run no code need no isolation and no flag.
+    result = CliRunner().invoke(cli.app, [*CODE_COMMANDS[command], "--tasks", "tiny_knowledge", *out])
+    assert seen == ["1", None] and result.stderr == "error: stopped here\n"
+
+
+def test_allow_unsafe_code_scores_a_real_run_unisolated(no_isolation, micro_pair, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from bench.cli import app
+
+    out = tmp_path / "code.json"
+    args = ["run", "--pair", "micro", "--methods", "finetune_old", "--tasks", "tiny_code", "--set", "steps=1",
+            "--set", "batch_size=4", "--limit", "2", "--out", str(out)]
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 2 and "--allow-unsafe-code" in refused.stderr
+    result = CliRunner().invoke(app, [*args, "--allow-unsafe-code"])
+    assert result.exit_code == 0, result.output
+    (cell,) = json.loads(out.read_text())["cells"]
+    assert cell["task"] == "tiny_code" and len(cell["samples"]) == 2

@@ -15,25 +15,21 @@ from tabulate import tabulate
 
 from bench.analysis.stats import is_binary, mcnemar_exact, paired_bootstrap_ci
 from bench.core.errors import BenchError
-from bench.core.store import read_json
+from bench.core.results import INTEGER, LIST, NUMBER, TEXT, check_record, is_number, read_input_json
+
+COMPARED = {"method": TEXT, "task": TEXT, "seed": INTEGER, "score": NUMBER, "samples": LIST}  # per cell
 
 
 def load_checked(path: Path) -> dict:
     """A results file, checked for what the comparison needs; anything else is one clear error."""
     path = Path(path)
-    try:
-        results = read_json(path)
-    except (OSError, ValueError) as error:
-        raise BenchError(f"cannot read results {path}: {error}") from None
+    results = read_input_json(path)
     if not isinstance(results, dict) or not isinstance(results.get("cells"), list):
         raise BenchError(f"{path} is not a bench results file (no 'cells' list)")
     for i, cell in enumerate(results["cells"]):
-        needed = ("method", "task", "seed", "score", "samples")
-        missing = [k for k in needed if not isinstance(cell, dict) or k not in cell]
-        if missing:
-            raise BenchError(f"{path}: cell {i} lacks {', '.join(missing)}")
+        check_record(f"{path}: cell {i}", cell, COMPARED)
         for sample in cell["samples"]:
-            if not isinstance(sample, dict) or "id" not in sample or not isinstance(sample.get("correct"), int | float):
+            if not isinstance(sample, dict) or "id" not in sample or not is_number(sample.get("correct")):
                 raise BenchError(f"{path}: cell {i} ({cell['method']}, {cell['task']}) has a sample without "
                                  f"an id and a numeric 'correct'")
     return results

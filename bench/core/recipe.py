@@ -6,6 +6,7 @@ user overrides any field with --set / --config.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from bench.core.errors import BenchError
@@ -37,10 +38,16 @@ class Recipe:
             raise BenchError(f"rank must be a positive integer, got {self.rank}")
         if self.lr <= 0 or (self.steps is not None and self.steps <= 0) or self.batch_size <= 0:
             raise BenchError("lr, steps and batch_size must be positive")
+        if not math.isfinite(self.lr):  # nan passes `<= 0`; either would train to nan weights
+            raise BenchError(f"lr must be a finite number, got {self.lr}")
+        if self.alpha <= 0:
+            raise BenchError(f"alpha must be a positive integer (LoRA scaling = alpha / rank), got {self.alpha}")
         if self.schedule not in SCHEDULES:
             raise BenchError(f"schedule must be {' or '.join(SCHEDULES)}, got {self.schedule!r}")
         if not 0 <= self.dropout < 1:
             raise BenchError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not self.targets or not all(isinstance(t, str) and t for t in self.targets):
+            raise BenchError(f"targets must name modules (e.g. q_proj,v_proj), got {self.targets!r}")
 
 
 def coerce(key: str, value, default):
@@ -51,7 +58,9 @@ def coerce(key: str, value, default):
         if key == "steps":
             default = 0
         if isinstance(default, tuple):
-            return tuple(v.strip() for v in value.split(",")) if isinstance(value, str) else tuple(value)
+            return tuple(v.strip() for v in value.split(",") if v.strip()) if isinstance(value, str) else tuple(value)
+        if isinstance(value, bool) and not isinstance(default, bool):
+            raise ValueError  # `--set rank=true` is not rank 1
         if isinstance(default, int) and not isinstance(default, bool):
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError

@@ -53,4 +53,7 @@ class Registry:
             raise BenchError(f"no {self.kind} given")
         for name in names:
             self.get(name)
+        twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+        if twice:  # the grid would hold its cells twice, which reports and comparisons refuse
+            raise BenchError(f"{self.kind} {twice!r} is given twice")
         return names

@@ -304,11 +304,26 @@ def training_of(job: tuple) -> tuple[str, object, tuple]:
     return module_key(source, pair, task, seed, overrides), train_module, (source, pair, task, seed, overrides)
 
 
+def check_targets(methods: list[Method], tensor_names, base: str) -> None:
+    """LoRA and DoRA targets must name modules of the base (peft matches a module name or its last parts), so a
+    misspelt --set targets fails before anything trains, not in peft's traceback at the first training."""
+    modules = {name.rsplit(".", 1)[0] for name in tensor_names}
+    for method in methods:
+        if method.recipe.peft == "adapter":
+            continue  # the bottleneck adapter sits after every layer's FFN and ignores targets
+        missing = [t for t in method.recipe.targets if not any(m == t or m.endswith(f".{t}") for m in modules)]
+        if missing:
+            raise BenchError(f"{method.name}: targets {', '.join(map(repr, missing))} name no module of {base} "
+                             f"(e.g. {', '.join(sorted({m.rsplit('.', 1)[-1] for m in modules})[:8])})")
+
+
 def run_grid(methods: list[str], pair: Pair, tasks: list[Task], seeds: list[int], overrides: dict | None = None,
              limit: int | None = None, executor=None, eval_backend: str = "hf") -> list[Cell]:
     built = [build_method(m, overrides, pair) for m in methods]  # all recipes checked before any training
     with distributed.main_first():  # under --nproc, rank 0 builds the pair's bases; the others then read them
         check_pair(pair)  # shapes from headers only: an incompatible pair fails before anything trains
+    trained = built + [build_method(name, overrides, pair) for m in built for name in (m.reuses, m.starts_from) if name]
+    check_targets(trained, pair.architecture("old")[1], f"{pair.name}'s old base")
     jobs = [(method, pair, task, seed, limit, overrides, eval_backend)
             for seed in seeds for task in tasks for method in built]
     return (executor or LocalExecutor()).map(evaluate_cell, jobs, f"{pair.name}: cells",

@@ -29,8 +29,8 @@ def chain_steps(pair: Pair) -> list[Pair]:
 def chain_transfer(pair, methods: list[str], tasks: list, seeds: list[int], out: Path,
                    limit: int | None = None) -> dict:
     """One point per version after v0 and per method; writes a results file per step, summary.json, chain.png."""
+    steps = chain_steps(pair)  # checked before anything trains or is written
     check_out_dir(out)
-    steps = chain_steps(pair)  # checked before anything trains
     points = []
     for step in steps:
         change = weight_change(Path(step.base_dir("old")), Path(step.base_dir("new")))

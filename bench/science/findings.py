@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench.analysis.stats import PairedT, paired_t_test
 from bench.core.errors import BenchError
-from bench.core.store import read_json
+from bench.core.store import one_line, read_json
 
 REPRODUCES, FAILS, INCONCLUSIVE, UNMEASURED = "reproduces", "does not reproduce", "inconclusive", "not measured"
 VERDICTS = (REPRODUCES, FAILS, INCONCLUSIVE, UNMEASURED)
@@ -252,8 +252,8 @@ def collect(results_dir: Path) -> list[tuple[Path, dict]]:
             continue
         try:
             data = read_json(path)
-        except (OSError, ValueError) as error:
-            raise BenchError(f"cannot read {path}: {error}") from None
+        except (OSError, ValueError, RecursionError) as error:
+            raise BenchError(f"cannot read {path}: {one_line(error)}") from None
         if isinstance(data, dict) and data.get("kind") in ("sweep-update", "sweep", "chain", "diagnose"):
             found.append((path, data))
     return found
@@ -267,16 +267,17 @@ def findings(results_dir: Path, tolerance: float = 5.0, alpha: float = 0.05) -> 
         raise BenchError(f"no sweep, chain or diagnose summaries under {results_dir} (run bench sweep-update, "
                          "bench sweep, bench chain or bench diagnose --out first)")
     out = []
-    for _, data in sources:
-        kind = data["kind"]
-        if kind == "sweep-update":
-            out += severity_findings(data, tolerance, alpha)
-        elif kind == "sweep":
-            out += grid_findings(data, tolerance, alpha)
-        elif kind == "chain":
-            out += chain_findings(data, tolerance, alpha)
-        else:
-            out += diagnose_findings(data)
+    judges = {"sweep-update": lambda d: severity_findings(d, tolerance, alpha),
+              "sweep": lambda d: grid_findings(d, tolerance, alpha),
+              "chain": lambda d: chain_findings(d, tolerance, alpha), "diagnose": diagnose_findings}
+    for path, data in sources:
+        try:
+            out += judges[data["kind"]](data)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, ArithmeticError) as error:
+            # A summary is a file like any input: one that lacks a field or holds the wrong type is named, not a
+            # traceback from deep in the judging.
+            raise BenchError(f"{path} is not a complete {data['kind']} summary ({type(error).__name__}: "
+                             f"{one_line(error)}); rerun the command that wrote it") from None
     return out, [p for p, _ in sources]
 
 

@@ -85,10 +85,10 @@ def update_family(pair, kind: str, severities: list[float]) -> list[tuple[float,
 
 def sweep_update(pair, kind: str, severities: list[float], methods: list[str], tasks: list, seeds: list[int],
                  out: Path, limit: int | None = None) -> dict:
-
+    family = update_family(pair, kind, severities)  # a bad --kind or pair fails before the output directory exists
     check_out_dir(out)
     points = []
-    for severity, point_pair in update_family(pair, kind, severities):
+    for severity, point_pair in family:
         change = weight_change(Path(point_pair.base_dir("old")), Path(point_pair.base_dir("new")))
         path = out / f"{point_pair.name}.json"
         cells = run_point(methods, point_pair, tasks, seeds, {}, limit, path,
@@ -141,11 +141,10 @@ def _point_name(method: str, assignment: dict) -> str:
 
 def sweep_grid(method: str, grid: list[tuple[str, list]], pair, tasks: list, seeds: list[int],
                references: list[str], out: Path, limit: int | None = None) -> dict:
-
-    check_out_dir(out)
-    for name, values in grid:  # every value checked by the method's recipe before anything trains
+    for name, values in grid:  # every value checked by the method's recipe before anything trains or is written
         for value in values:
             build_method(method, {f"{method}.{name}": value})
+    check_out_dir(out)
     chosen = {name: values[0] for name, values in grid}
     stages, done = [], {}
     for name, values in grid:

@@ -242,6 +242,7 @@ def humaneval_to_evalplus(path: Path) -> tuple[list[dict], dict[str, str], dict[
 
 class CodeTask(PaperTask):
     metric = "pass@1"
+    runs_generated_code = True
     dataset = "humaneval"
     train_ref, train_size, train_key = "m-a-p/CodeFeedback-Filtered-Instruction", 105_000, "codefeedback-105k"
 
