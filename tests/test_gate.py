@@ -1,5 +1,8 @@
 """The CI gate (`bench compare --unit seed`): a change of machine redraws seeds and passes; a planted drop fails."""
 
+import json
+from pathlib import Path
+
 import pytest
 from results_factory import CORRECT, make_cells, write_results_file
 from typer.testing import CliRunner
@@ -86,3 +89,30 @@ def test_the_table_goes_to_the_github_step_summary_when_set(baseline, tmp_path, 
 def test_holm_adjustment():
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert holm([0.5]) == [0.5]
+
+
+# Measured: the default tiny_knowledge cells (5 methods x seeds 0-2) natively on an AMD EPYC (AVX2) and under the
+# issue's CPU twin (MKL_ENABLE_INSTRUCTIONS=SSE4_2 ATEN_CPU_CAPABILITY=default), same code (README).
+MEASURED = Path(__file__).resolve().parents[1] / "results" / "science" / "gate-twin"
+
+
+def plant_drop(source: Path, out: Path, method: str) -> Path:
+    """A third of the cell's correct answers wrong, on every seed."""
+    results = json.loads(source.read_text())
+    for cell in results["cells"]:
+        if cell["method"] == method:
+            right = [s for s in cell["samples"] if s["correct"] == 1.0]
+            for sample in right[: round(len(right) / 3)]:
+                sample["correct"] = 0.0
+            cell["score"] = 100 * sum(s["correct"] for s in cell["samples"]) / len(cell["samples"])
+    out.write_text(json.dumps(results))
+    return out
+
+
+def test_the_measured_cpu_twin_passes_the_seed_gate_and_a_planted_drop_fails_it(tmp_path):
+    native, twin = MEASURED / "native.json", MEASURED / "twin.json"
+    assert gate(native, twin).exit_code == 1  # per-sample: "regressed", with no code change
+    assert gate(native, twin, *SEED_GATE).exit_code == 0
+    assert gate(native, MEASURED / "pinned.json", *SEED_GATE).exit_code == 0
+    planted = gate(native, plant_drop(twin, tmp_path / "planted.json", "finetune_new"), *SEED_GATE)
+    assert planted.exit_code == 1 and verdicts(planted.stdout)[("finetune_new", "tiny_knowledge")] == "REGRESSED"

@@ -164,7 +164,7 @@ class SeedComparison:
     current: list[float]
     p: float                # one-sided Welch t-test, current < baseline
     p_holm: float           # Holm-adjusted over every cell of the comparison
-    guards: float           # the smallest mean drop that fires whatever the other cells do (baseline sd assumed)
+    guards: float           # the mean drop that fires whatever the other cells do, at these seed spreads
     regressed: bool
 
     @property
@@ -188,6 +188,15 @@ def welch_less(b: list[float], c: list[float]) -> float:
     with warnings.catch_warnings():  # scipy warns of precision loss when one side's seeds all agree: harmless here
         warnings.simplefilter("ignore", RuntimeWarning)
         return float(stats.ttest_ind(c, b, equal_var=False, alternative="less").pvalue)
+
+
+def welch_half_width(b: list[float], c: list[float], alpha: float) -> float:
+    """The mean drop a one-sided Welch test at level alpha detects with these two runs' seed spreads."""
+    vb, vc = statistics.variance(b) / len(b), statistics.variance(c) / len(c)
+    if vb + vc == 0:
+        return 0.0
+    df = (vb + vc) ** 2 / (vb**2 / (len(b) - 1) + vc**2 / (len(c) - 1))
+    return float(stats.t.ppf(1 - alpha, df)) * math.sqrt(vb + vc)
 
 
 def holm(pvalues: list[float]) -> list[float]:
@@ -218,8 +227,7 @@ def compare_seeds(baseline: dict, current: dict, alpha: float = 0.05, min_delta:
     pvalues = [welch_less(b, c) for _, b, c in cells]
     rows = []
     for ((method, task), b, c), p, p_holm in zip(cells, pvalues, holm(pvalues)):
-        se = statistics.stdev(b) * math.sqrt(1 / len(b) + 1 / len(c))
-        guards = max(min_delta, float(stats.t.ppf(1 - alpha / len(cells), len(b) + len(c) - 2)) * se)
+        guards = max(min_delta, welch_half_width(b, c, alpha / len(cells)))
         drop = statistics.fmean(b) - statistics.fmean(c)
         rows.append(SeedComparison(method, task, b, c, p, p_holm, guards, p_holm < alpha and drop >= min_delta))
     return rows
@@ -238,5 +246,5 @@ def seed_comparison_table(rows: list[SeedComparison], alpha: float, min_delta: f
     regressed = sum(r.regressed for r in rows)
     summary = (f"{regressed} of {len(rows)} cells regressed (seed gate: per-seed scores, one-sided Welch t-test, "
                f"Holm over {len(rows)} cells at family-wise alpha {alpha}, min delta {min_delta} points; "
-               "'fires at drop': the mean drop that fires on its own with the baseline's seed sd)")
+               "'fires at drop': the mean drop that fires whatever the other cells do, at these seed spreads)")
     return tabulate(body, headers, tablefmt="github", disable_numparse=True) + "\n" + summary
