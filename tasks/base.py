@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from bench.core.errors import BenchError
 from bench.core.registry import Registry
 from bench.core.store import data_hash
 
@@ -49,3 +50,11 @@ class Task:
     def evaluate(self, model, tokenizer, pair, version: str, limit: int | None = None) -> TaskScore:
         """Score `model` (a base with a module landed on it) against `pair`'s `version` world."""
         raise NotImplementedError
+
+    def validation_task(self) -> Task:
+        """This task for tuning: it trains on its training data minus a validation split carved from it, and
+        scores on that split (never on test data). Tasks that carve one override this."""
+        if type(self).train_examples is Task.train_examples:
+            raise BenchError(f"task {self.name!r} has no training split to carve a validation split from")
+        raise BenchError(f"task {self.name!r} carves no validation split from its training data, so it cannot be "
+                         "tuned (bench tune supports the tiny_* tasks)")

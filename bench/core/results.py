@@ -11,6 +11,7 @@ from bench.core.accounting import environment
 from bench.core.errors import BenchError
 from bench.core.store import file_lock, one_line, read_json, write_json_atomic
 
+SCHEMA_VERSION = 2  # 2: cells carry source_score (files without schema_version are 1 and still load)
 COST_FIELDS = ("train_wall_s", "eval_wall_s", "peak_mem_mb", "memory_kind", "device",
                "device_count", "peak_reserved_mb", "land_wall_s", "module_mb")
 
@@ -37,7 +38,8 @@ def write_results(cells: list, pair, path: Path, extra: dict | None = None, pick
             if path.exists():
                 raise BenchError(f"{path} exists; refusing to overwrite finished results (pass another --out)")
             write_json_atomic(costs_path(path), {"costs": costs, "environment": environment()})
-            write_json_atomic(path, {"pair": pair.name, "cells": scores, **(extra or {})})
+            write_json_atomic(path, {"schema_version": SCHEMA_VERSION, "pair": pair.name, "cells": scores,
+                                     **(extra or {})})
     except OSError as error:
         raise BenchError(f"cannot write results {path}: {one_line(error)} (finished cells are cached: "
                          "rerun with a writable --out to write them)") from None
@@ -123,6 +125,7 @@ def load_results(path: Path) -> dict:
     blank = {"train_wall_s": 0.0, "eval_wall_s": 0.0, "peak_mem_mb": 0.0, "memory_kind": "", "device": "?",
              "device_count": 1, "peak_reserved_mb": 0.0, "land_wall_s": 0.0, "module_mb": 0.0}
     for cell in results["cells"]:
+        cell.setdefault("source_score", None)  # schema 1 files: no retention recorded
         cost = costs.get((cell["method"], cell["task"], cell["seed"]), blank)
         cell.update({k: cost.get(k, blank[k]) for k in COST_FIELDS})  # older costs files lack newer fields
     return results

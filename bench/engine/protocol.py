@@ -4,7 +4,9 @@ Every method goes through the same three steps, each cached in the store under a
   train_module(method, pair, task, seed)   the PEFT module, trained on method.trains_on's base (or reused,
                                            or warm-started from another method's module)
   land it on method.lands_on's base        (method.land: as an adapter, merged, or transformed)
-  evaluate_cell(...)                       the task's lm-eval / evalplus scorer
+  evaluate_cell(...)                       the task's lm-eval / evalplus scorer; a module that lands on
+                                           another base is also scored as a plain adapter on the base it
+                                           trained on (source_score: retention = score / source_score)
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from bench.core.store import Store, config_hash, one_line, read_artifact_json
 from bench.engine.executors import LocalExecutor
 from bench.models import distributed
 from bench.models.loading import device, load_model
+from bench.models.peft_types import load_module
 from bench.models.training import count_trainable, supervised_batches, train_loop
 from bench.pairs.base import Pair
 from bench.pairs.compat import check_pair
@@ -62,6 +65,9 @@ class Cell:
     peak_reserved_mb: float = 0.0  # CUDA max_memory_reserved; 0 on CPU
     land_wall_s: float = 0.0     # putting the module on the target base (PortLLM: the merge), inside eval_wall_s
     module_mb: float = 0.0       # the trained module's size on disk
+    # Retention: the same module's score on the base it trained on, for cells that land on another base
+    # (None where the module is scored on its own training base: score is then that score).
+    source_score: float | None = None
 
 
 def build_method(name: str, overrides: dict | None = None, pair: Pair | None = None) -> Method:
@@ -246,31 +252,61 @@ def served(method: Method, module_dir: Path, ctx: MethodContext):
     return vllm_backend.serve(stored("merged", key, merge), pair.dtype, pair.trust_remote_code)
 
 
+def evaluate_landed(pair: Pair, task: Task, module_dir: Path, version: str, landing: str, land, limit: int | None,
+                    backend: str = "hf", serve=None) -> dict:
+    """Score `module_dir` landed on `version` by land(base) -> model (or, on the vllm backend, serve() -> an lm-eval
+    LM); cached under (module, landing, base, task).
+
+    landing names how the module lands: "adapter" for a plain PEFT module (one key for every method that
+    lands that way, so finetune_old's evaluation is also direct_transfer's source evaluation), else the method.
+    """
+    eval_key = config_hash({"module": module_dir.name, "land": landing, "target": pair.version_id(version),
+                            "task": task.name, "limit": limit} | ({"backend": backend} if backend != "hf" else {}))
+
+    def build(out: Path):
+        base, tokenizer = load_base(pair, version) if backend == "hf" else (None, None)
+        with measure() as cost:
+            land_start = time.perf_counter()
+            if backend == "hf":
+                try:
+                    model = land(base)
+                except (RuntimeError, ValueError, KeyError) as error:  # e.g. shape mismatch: another architecture
+                    raise BenchError(f"module {module_dir} does not fit the {version} base of {pair.name!r}: "
+                                     f"{one_line(error)}") from None
+            else:  # an lm-eval LM served by vLLM; the tasks score it as they score an in-memory model
+                model = serve()
+                tokenizer = model.tokenizer
+            land_wall_s = time.perf_counter() - land_start
+            score = task.evaluate(model, tokenizer, pair, version, limit=limit)
+        (out / "eval.json").write_text(json.dumps({"score": dataclasses.asdict(score),
+                                                   "cost": dataclasses.asdict(cost), "land_wall_s": land_wall_s},
+                                                  sort_keys=True))
+
+    return read_artifact_json(stored("evals", eval_key, build) / "eval.json")
+
+
+def landing_name(method: Method) -> str:
+    return "adapter" if type(method).land is Method.land else method.name
+
+
+def source_evaluation(source: Method, pair: Pair, task: Task, module_dir: Path, limit: int | None) -> dict:
+    """The module as a plain adapter on the base it trained on (PortLLM before the patch, Trans-PEFT without
+    masking, which only ever acts in training): what it learned, before any transfer."""
+    return evaluate_landed(pair, task, module_dir, source.trains_on, "adapter",
+                           lambda base: load_module(base, module_dir, source.recipe), limit)
+
+
 def evaluate_cell(method: Method, pair: Pair, task: Task, seed: int, limit: int | None,
                   overrides: dict | None, backend: str = "hf") -> Cell:
     source = module_source(method, overrides, pair)
     module_dir, meta = train_module(source, pair, task, seed, overrides)
     ctx = context(method, pair, task, seed, overrides)
-    target = pair.version_id(method.lands_on)
-    eval_key = config_hash({"module": module_dir.name, "land": method.name, "target": target,
-                            "task": task.name, "limit": limit} | ({"backend": backend} if backend != "hf" else {}))
-
-    def build(out: Path):
-        base, tokenizer = load_base(pair, method.lands_on) if backend == "hf" else (None, None)
-        with measure() as cost:
-            land_start = time.perf_counter()
-            if backend == "hf":
-                model = landed(method, module_dir, base, ctx)
-            else:  # an lm-eval LM served by vLLM; the tasks score it as they score an in-memory model
-                model = served(method, module_dir, ctx)
-                tokenizer = model.tokenizer
-            land_wall_s = time.perf_counter() - land_start
-            score = task.evaluate(model, tokenizer, pair, method.lands_on, limit=limit)
-        (out / "eval.json").write_text(json.dumps({"score": dataclasses.asdict(score),
-                                                   "cost": dataclasses.asdict(cost), "land_wall_s": land_wall_s},
-                                                  sort_keys=True))
-
-    result = read_artifact_json(stored("evals", eval_key, build) / "eval.json")
+    result = evaluate_landed(pair, task, module_dir, method.lands_on, landing_name(method),
+                             lambda base: method.land(module_dir, base, ctx), limit, backend,
+                             lambda: served(method, module_dir, ctx))
+    # Retention: a module that lands on another base than it trained on is also scored where it trained.
+    transferred = source.trains_on != method.lands_on
+    source_score = source_evaluation(source, pair, task, module_dir, limit)["score"]["score"] if transferred else None
     score, eval_cost, train_cost = result["score"], result["cost"], meta["cost"]
     trained_here = source is method
     return Cell(
@@ -289,6 +325,7 @@ def evaluate_cell(method: Method, pair: Pair, task: Task, seed: int, limit: int 
         peak_reserved_mb=max(train_cost.get("peak_reserved_mb", 0.0) if trained_here else 0.0,
                              eval_cost.get("peak_reserved_mb", 0.0)),
         land_wall_s=result.get("land_wall_s", 0.0), module_mb=module_size_mb(module_dir),
+        source_score=source_score,
     )
 
 
@@ -318,14 +355,18 @@ def check_targets(methods: list[Method], tensor_names, base: str) -> None:
 
 
 def run_grid(methods: list[str], pair: Pair, tasks: list[Task], seeds: list[int], overrides: dict | None = None,
-             limit: int | None = None, executor=None, eval_backend: str = "hf") -> list[Cell]:
-    built = [build_method(m, overrides, pair) for m in methods]  # all recipes checked before any training
+             limit: int | None = None, executor=None, eval_backend: str = "hf",
+             task_overrides: dict[str, dict] | None = None) -> list[Cell]:
+    """task_overrides: {task: {"METHOD.option": value}} (tuned recipes), layered under `overrides` (the user's)."""
+    per_task = {t.name: {**(task_overrides or {}).get(t.name, {}), **(overrides or {})} for t in tasks}
+    built = {(m, t.name): build_method(m, per_task[t.name], pair) for m in methods for t in tasks}  # all checked first
     with distributed.main_first():  # under --nproc, rank 0 builds the pair's bases; the others then read them
         check_pair(pair)  # shapes from headers only: an incompatible pair fails before anything trains
-    trained = built + [build_method(name, overrides, pair) for m in built for name in (m.reuses, m.starts_from) if name]
+    trained = list(built.values()) + [build_method(name, per_task[t], pair) for (_, t), method in built.items()
+                                      for name in (method.reuses, method.starts_from) if name]
     check_targets(trained, pair.architecture("old")[1], f"{pair.name}'s old base")
-    jobs = [(method, pair, task, seed, limit, overrides, eval_backend)
-            for seed in seeds for task in tasks for method in built]
+    jobs = [(built[(m, task.name)], pair, task, seed, limit, per_task[task.name], eval_backend)
+            for seed in seeds for task in tasks for m in methods]
     return (executor or LocalExecutor()).map(evaluate_cell, jobs, f"{pair.name}: cells",
                                              label=lambda job: f"{job[0].name}/{job[2].name}/seed{job[3]}",
                                              needs=training_of, gpus=job_gpus(pair))
