@@ -41,10 +41,12 @@ from bench.science.findings import findings as collect_findings
 from bench.science.findings import render as render_findings
 from bench.science.sweeps import parse_grid, parse_severities, sweep_grid
 from bench.science.sweeps import sweep_update as run_sweep
+from bench.science.tune import check_tunable, check_tuned_file, store_tuned
+from bench.science.tune import tune as run_tune
 from methods import METHODS
 from tasks import TASKS, vllm_backend
 from tasks.evalplus_exec import UNSAFE_ENV, refuse_unless_isolated
-from tasks.recipes import TUNED_DIR, read_recipe_file, recipe_file, tuned_overrides, write_recipe_file
+from tasks.recipes import TUNED_DIR, recipe_file, tuned_overrides
 
 try:  # typer 0.2x parses with its own copy of click
     from typer._click import exceptions as click_exceptions
@@ -321,8 +323,6 @@ def tune(
 ):
     """Search a method's lr, steps and own knobs (seeded Optuna TPE) on a validation split of the task's training
     data, on the base the method trains on; store the best recipe where `bench run` finds it."""
-    from bench.science.tune import tune as run_tune
-
     if trials <= 0:
         raise BenchError(f"--trials must be a positive number of trials, got {trials}")
     METHODS.get(method)
@@ -331,41 +331,20 @@ def tune(
     the_task.validation_task()  # a task without a training split fails before anything else
     overrides = collect_overrides(set_, config, [method])
     knob_list = [k.strip() for k in knobs.split(",") if k.strip()] if knobs is not None else None
-    path = recipe_file(out, the_pair.name, method)
-    existing = read_recipe_file(path) if path.exists() else {"pair": the_pair.name, "method": method, "tasks": {}}
-    from bench.science.tune import check_tunable
-
     check_tunable(method, knob_list)
-    check_writable(path)
+    path = recipe_file(out, the_pair.name, method)
+    existing = check_tuned_file(path, the_pair.name, method)  # unreadable or unwritable: fail before any trial
     with sigterm_as_interrupt():
         found = run_tune(method, the_pair, the_task, trials, seed, knob_list, overrides)
-    rows = found.pop("trials")
     command = (f"bench tune --method {method} --pair {the_pair.name} --task {task} --trials {trials} --seed {seed}"
                + (f" --knobs {knobs}" if knobs else "") + "".join(f" --set {s}" for s in set_))
-    existing["tasks"][task] = {k: found[k] for k in ("recipe", "validation", "tuned_on", "search")} | {
-        "command": command, "trials_table": f"{method}.{task}.trials.csv"}
     from tabulate import tabulate
 
-    table = tabulate(rows, "keys", tablefmt="github", floatfmt=".4g")
-    write_trials_csv(path.with_name(f"{method}.{task}.trials.csv"), rows)
-    write_recipe_file(path, existing, "# Written by `bench tune` (tasks/recipes/__init__.py); bench run applies "
-                                      "tasks.<task>.recipe under --set/--config.\n")
-    typer.echo(table)
+    typer.echo(tabulate(found["trials"], "keys", tablefmt="github", floatfmt=".4g"))
+    store_tuned(path, existing, found, command)
     typer.echo(f"best: {found['recipe']} ({found['validation']['metric']} {found['validation']['score']:.1f} on "
                f"{found['validation']['n']} validation items, on the {found['tuned_on']} base)")
     typer.echo(f"tuned recipe: {path}")
-
-
-def write_trials_csv(path: Path, rows: list[dict]) -> None:
-    import csv
-    import io
-
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=list(dict.fromkeys(k for r in rows for k in r)), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text.getvalue())
 
 
 def apply_environment(offline: bool, data_dir: Path | None) -> None:

@@ -65,6 +65,8 @@ def test_tune_writes_a_recipe_and_trial_table_that_bench_run_uses(micro_pair, tm
     assert entry["search"]["trials"] == 2 and entry["tuned_on"].startswith("old")
     table = (tmp_path / "tuned" / "micro" / "trans_peft.tiny_knowledge.trials.csv").read_text().splitlines()
     assert len(table) == 3 and table[0].startswith("trial,lr,p_c,validation")
+    assert sorted(p.name for p in recipe_path.parent.iterdir()) == ["trans_peft.tiny_knowledge.trials.csv",
+                                                                    "trans_peft.yaml"]  # data only, no lock files
 
     again = tune(tmp_path, "--method", "trans_peft", "--task", "tiny_knowledge", "--trials", "2", "--seed", "3",
                  "--knobs", "lr,p_c", *FAST)

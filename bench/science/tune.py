@@ -13,11 +13,16 @@ Trials go through the store like any training, so a rerun of the same search is 
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
+import os
+from pathlib import Path
 
 from bench.core.errors import BenchError
 from bench.engine.protocol import build_method, source_evaluation, train_module
 from methods import METHODS
+from tasks.recipes import read_recipe_file, write_recipe_file
 
 COMMON_KNOBS = ("lr", "steps")
 OWN_KNOBS = {"trans_peft": ("p_c", "p_i"), "portllm": ("rank",), "warm_retune": ("retune_fraction",)}
@@ -126,3 +131,28 @@ def tune(method: str, pair, task, trials: int, seed: int, knobs: list[str] | Non
                        "space": {k: plain(v[1] if v[0] == "choice" else v[1:]) for k, v in space.items()},
                        "fixed": plain(fixed)},
             "trials": rows}
+
+
+def check_tuned_file(path: Path, pair: str, method: str) -> dict:
+    """The recipe file the search will update (its other tasks kept), checked readable and writable up front."""
+    existing = read_recipe_file(path) if path.exists() else {"pair": pair, "method": method, "tasks": {}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise BenchError(f"cannot write tuned recipes to {path}")
+    return existing
+
+
+def store_tuned(path: Path, existing: dict, found: dict, command: str) -> None:
+    """<method>.yaml gets the task's entry; <method>.<task>.trials.csv beside it holds every trial."""
+    task = found["task"]
+    table = path.with_name(f"{found['method']}.{task}.trials.csv")
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(dict.fromkeys(k for r in found["trials"] for k in r)),
+                            lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(found["trials"])
+    table.write_text(text.getvalue())
+    existing["tasks"][task] = {k: found[k] for k in ("recipe", "validation", "tuned_on", "search")} | {
+        "command": command, "trials_table": table.name}
+    write_recipe_file(path, existing, "# Written by `bench tune` (tasks/recipes/__init__.py); bench run applies "
+                                      "tasks.<task>.recipe under --set/--config.\n")
