@@ -2,7 +2,8 @@
 
 1. trains_on: which base its module trains on ("old" or "new"); or reuses: whose trained module it lands;
    or starts_from: whose trained module it keeps training (a warm start);
-2. default_recipe: the PEFT config and optimiser settings (bench.core.recipe.Recipe);
+2. default_recipe: the PEFT config and optimiser settings (bench.core.recipe.Recipe): the method's own knobs,
+   which a task's suite recipe, the pair's rescaling and the user's overrides then layer over;
 3. during_training(model, ctx): any training-time intervention (Trans-PEFT's masking and dropping);
 4. lands_on + land(module_dir, target_base, ctx): the base it is evaluated on, and how the module lands there.
 
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.core.errors import BenchError
-from bench.core.recipe import ALL_LINEAR, ATTENTION, PEFT_TYPES, Recipe, coerce
+from bench.core.recipe import ALL_LINEAR, ATTENTION, PEFT_TYPES, Recipe, with_values
 from bench.core.registry import Registry
 from bench.core.store import Store
 from bench.models.peft_types import attach_module, load_module, peft_config, save_module
@@ -60,8 +61,7 @@ class Method:
         unknown = sorted(set(overrides) - set(fields))
         if unknown:
             raise BenchError(f"{self.name} has no option {unknown[0]!r} (options: {', '.join(sorted(fields))})")
-        typed = {k: coerce(k, v, getattr(self.default_recipe, k)) for k, v in overrides.items()}
-        self.recipe = dataclasses.replace(self.default_recipe, **typed)
+        self.recipe = with_values(self.default_recipe, overrides)
         self.recipe.check()
 
     def __init_subclass__(cls, **kwargs):
@@ -73,7 +73,7 @@ class Method:
                 setattr(cls, hook, _without_context(fn, old_arity - 1))
 
     def train_steps(self, budget: int) -> int:
-        """Steps this method trains, given the task's budget for a full fine-tune."""
+        """Steps this method trains, given the budget of a full fine-tune (recipe epochs or the task's steps)."""
         return self.recipe.steps or budget
 
     def peft_config(self):

@@ -50,11 +50,15 @@ def land_dora_patch(module_dir: Path, target_base, old_dir: Path):
     for name, layer in model.named_modules():
         if not hasattr(layer, "lora_magnitude_vector") or "default" not in layer.lora_A:
             continue
-        w_old = old_weight(name.removeprefix("base_model.model.") + ".weight").to(layer.weight.device)
+        w_old = old_weight(name.removeprefix("base_model.model.") + ".weight").to(layer.weight.device).float()
+        if layer.fan_in_fan_out:  # GPT-2's Conv1D stores (in, out): work in nn.Linear's (out, in), as B @ A is
+            w_old = w_old.T
         a, b = layer.lora_A["default"].weight.float(), layer.lora_B["default"].weight.float()
         lora = layer.scaling["default"] * b @ a
         magnitude = layer.lora_magnitude_vector["default"].weight.float()
         adapted = w_old + lora
         delta = (magnitude / torch.linalg.norm(adapted, dim=1))[:, None] * adapted - w_old
+        if layer.fan_in_fan_out:
+            delta = delta.T
         layer.base_layer.weight += delta.to(layer.base_layer.weight.dtype)
     return model.unload().eval()  # the patched weights, without the DoRA layers

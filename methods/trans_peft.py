@@ -4,7 +4,9 @@ During training only (never at evaluation), for each FFN sub-layer:
   masking:  h = act(gate(x)) * up(x);  h = h * m,  m ~ Bernoulli(1 - p_i) elementwise, no rescale; then down(h)
   dropping: with probability p_c per layer per forward the whole FFN sub-layer is skipped (not computed):
             the residual stream passes through unchanged.
-Defaults: p_c = 0.1 (the public math script), p_i = 0.05 (middle of the paper's math/code grid).
+Defaults: p_c = 0.1, p_i = 0, the only public script's (gccnlp/Trans-PEFT scripts/trans-peft-qwen.sh), on every
+suite that says nothing else; commonsense sets p_c = 0.2 (the paper's Fig. 6) and p_i = 0.1 (the smallest of its
+grid: docs/FIDELITY.md), in tasks/papers/recipes/commonsense.yaml.
 
 Which FFNs a training forward drops is drawn once per forward from a generator seeded by (seed, step), the
 step being the index of the training forward (one per optimizer step in the harness's loop): every process of
@@ -25,8 +27,8 @@ from methods.base import METHODS, Method, MethodContext
 
 @dataclass(frozen=True)
 class TransPEFTRecipe(Recipe):
-    p_c: float = 0.1   # cross-layer knowledge dropping: P(skip an FFN sub-layer) per layer per forward
-    p_i: float = 0.05  # intra-layer knowledge masking: P(zero an FFN intermediate activation)
+    p_c: float = 0.1  # cross-layer knowledge dropping: P(skip an FFN sub-layer) per layer per forward
+    p_i: float = 0.0  # intra-layer knowledge masking: P(zero an FFN intermediate activation)
 
     def check(self) -> None:
         super().check()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from bench.core.errors import BenchError
 from bench.core.registry import Registry
 from bench.core.store import data_hash
+from tasks.suites import suite_layers
 
 TASKS = Registry("task", entry_point_group="peft_transfer_bench.tasks")
 
@@ -26,18 +27,24 @@ class TaskScore:
 class Task:
     name: str
     metric: str
-    epochs: float = 3                # training budget: epochs of the train split (papers: 3, batch 16) ...
-    fixed_steps: int | None = None   # ... or a fixed number of steps (tiny tasks: small, repeated train sets)
+    suite: str = ""                  # whose recipe methods train with here (tasks/suites.py; "": none)
+    fixed_steps: int | None = None   # a fixed budget of steps instead of the recipe's epochs (tiny tasks: small,
+                                     # repeated train sets)
     lr_scale: float = 1.0            # multiplies every method's learning rate on this task
     train_key: str = ""              # tasks sharing a training set share one module ("": the task's name)
     train_size: int = 0              # examples per epoch at full size, for plan estimates (0: unknown or tiny)
     runs_generated_code: bool = False  # scoring executes model-written code (tasks/evalplus_exec.py)
+    train_ref: str = ""              # the training set's name, for plans ("": generated, or named by the task)
 
-    def train_steps(self, n_examples: int, batch_size: int) -> int:
-        return self.fixed_steps or max(1, math.ceil(self.epochs * n_examples / batch_size))
+    def train_steps(self, n_examples: int, batch_size: int, epochs: float) -> int:
+        return self.fixed_steps or max(1, math.ceil(epochs * n_examples / batch_size))
 
     def budget(self) -> dict:
-        return {"epochs": self.epochs, "fixed_steps": self.fixed_steps, "lr_scale": self.lr_scale}
+        return {"fixed_steps": self.fixed_steps, "lr_scale": self.lr_scale}
+
+    def recipe_layers(self, method: str) -> list[dict]:
+        """The suite's recipe values for `method` on this task (its base recipe, then the method's section)."""
+        return suite_layers(self.suite, self.name, method)
 
     def data_hash(self, pair, version: str) -> str:
         """The training set's identity, for module keys; tasks with a cheaper identity than their data override."""

@@ -55,7 +55,7 @@ def test_existing_results_are_never_overwritten(micro_pair, tmp_path):
     (["--set", "trans_peft.p_i=-0.2"], "p_i must be in [0, 1)"),
     (["--set", "rank=0"], "rank must be a positive integer"),
     (["--set", "p_c"], "KEY=VALUE"),
-    (["--set", "warmup_ratio=0.1"], "no selected method has an option 'warmup_ratio'"),
+    (["--set", "warmup_epochs=0.1"], "no selected method has an option 'warmup_epochs'"),
     (["--seeds", "zero"], "comma-separated integers"),
     (["--limit", "0"], "--limit must be positive"),
 ])

@@ -21,9 +21,9 @@ WARM = {"steps": 6, "batch_size": 4, "warm_retune.steps": 2}
 
 def test_warm_retune_starts_from_finetune_olds_module_and_pays_only_its_own_steps(micro_pair, trained_count):
     task = TASKS.get("tiny_knowledge")()
-    old_dir, old_meta = train_module(build_method("finetune_old", WARM, micro_pair), micro_pair, task, 3, WARM)
+    old_dir, old_meta = train_module(build_method("finetune_old", WARM, micro_pair, task), micro_pair, task, 3, WARM)
     still = WARM | {"warm_retune.lr": 1e-12}  # a step this small leaves the starting module where it was
-    warm = build_method("warm_retune", still, micro_pair)
+    warm = build_method("warm_retune", still, micro_pair, task)
     warm_dir, warm_meta = train_module(warm, micro_pair, task, 3, still)
     assert trained_count() == 2 and warm_meta["trained_on"] == "new" and warm_meta["steps"] == 2
     start, end = load_file(old_dir / "adapter_model.safetensors"), load_file(warm_dir / "adapter_model.safetensors")
@@ -55,7 +55,7 @@ def test_hooks_receive_the_pair_task_seed_and_recipe(micro_pair):
     METHODS.register("recorder_under_test", Recorder)
     try:
         task = TASKS.get("tiny_code")()
-        evaluate_cell(build_method("recorder_under_test", WARM, micro_pair), micro_pair, task, 5, 2, WARM)
+        evaluate_cell(build_method("recorder_under_test", WARM, micro_pair, task), micro_pair, task, 5, 2, WARM)
     finally:
         METHODS._items.pop("recorder_under_test")
     (pair, task_name, seed, rank, finetune_old_dir), = seen
@@ -74,8 +74,8 @@ def test_a_plugin_written_before_contexts_still_lands(micro_pair):
 
     METHODS.register("old_style_under_test", OldStyle)
     try:
-        cell = evaluate_cell(build_method("old_style_under_test", WARM, micro_pair), micro_pair,
-                             TASKS.get("tiny_code")(), 5, 2, WARM)
+        task = TASKS.get("tiny_code")()
+        cell = evaluate_cell(build_method("old_style_under_test", WARM, micro_pair, task), micro_pair, task, 5, 2, WARM)
     finally:
         METHODS._items.pop("old_style_under_test")
     assert cell.evaluated_on == "new" and cell.n == 2

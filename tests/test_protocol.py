@@ -15,7 +15,8 @@ FAST = {"steps": 4, "batch_size": 4}
     ("portllm", "old", "new"), ("trans_peft", "old", "new"),
 ])
 def test_each_method_trains_and_lands_where_the_papers_say(micro_pair, name, trains_on, lands_on):
-    cell = evaluate_cell(build_method(name, FAST, micro_pair), micro_pair, TASKS.get("tiny_knowledge")(), 0, None, FAST)
+    task = TASKS.get("tiny_knowledge")()
+    cell = evaluate_cell(build_method(name, FAST, micro_pair, task), micro_pair, task, 0, None, FAST)
     assert (cell.trained_on, cell.evaluated_on) == (trains_on, lands_on)
     assert 0 <= cell.score <= 100 and cell.n == len(cell.samples) > 0
     assert cell.trainable_params > 0
@@ -23,9 +24,9 @@ def test_each_method_trains_and_lands_where_the_papers_say(micro_pair, name, tra
 
 def test_direct_transfer_reuses_finetune_olds_module_and_never_retrains(micro_pair, trained_count):
     task = TASKS.get("tiny_arith")()
-    old = evaluate_cell(build_method("finetune_old", FAST, micro_pair), micro_pair, task, 7, None, FAST)
+    old = evaluate_cell(build_method("finetune_old", FAST, micro_pair, task), micro_pair, task, 7, None, FAST)
     trainings_so_far = trained_count()
-    direct = evaluate_cell(build_method("direct_transfer", FAST, micro_pair), micro_pair, task, 7, None, FAST)
+    direct = evaluate_cell(build_method("direct_transfer", FAST, micro_pair, task), micro_pair, task, 7, None, FAST)
     assert trained_count() == trainings_so_far
     assert direct.module_key == old.module_key and direct.module_from == "finetune_old"
     assert direct.train_wall_s == 0.0 and direct.train_tokens == 0
@@ -33,18 +34,18 @@ def test_direct_transfer_reuses_finetune_olds_module_and_never_retrains(micro_pa
 
 def test_trained_modules_are_cached_by_recipe(micro_pair, trained_count):
     task = TASKS.get("tiny_code")()
-    first, _ = train_module(build_method("trans_peft", FAST, micro_pair), micro_pair, task, 11)
-    again, _ = train_module(build_method("trans_peft", FAST, micro_pair), micro_pair, task, 11)
+    first, _ = train_module(build_method("trans_peft", FAST, micro_pair, task), micro_pair, task, 11)
+    again, _ = train_module(build_method("trans_peft", FAST, micro_pair, task), micro_pair, task, 11)
     assert first == again and trained_count() == 1
-    other, meta = train_module(build_method("trans_peft", FAST | {"p_c": 0.3}, micro_pair), micro_pair, task, 11)
+    other, meta = train_module(build_method("trans_peft", FAST | {"p_c": 0.3}, micro_pair, task), micro_pair, task, 11)
     assert other != first and trained_count() == 2 and meta["recipe"]["p_c"] == 0.3
     assert (other / "adapter_model.safetensors").exists() and not list(other.glob("*.bin"))
 
 
 def test_trans_peft_trains_with_its_interventions_and_portllm_on_all_linears(micro_pair):
     task = TASKS.get("tiny_code")()
-    _, portllm = train_module(build_method("portllm", FAST, micro_pair), micro_pair, task, 0)
-    _, lora = train_module(build_method("finetune_old", FAST, micro_pair), micro_pair, task, 0)
+    _, portllm = train_module(build_method("portllm", FAST, micro_pair, task), micro_pair, task, 0)
+    _, lora = train_module(build_method("finetune_old", FAST, micro_pair, task), micro_pair, task, 0)
     assert portllm["trainable_params"] > lora["trainable_params"]  # q,k,v,o,gate,up,down vs q,k,v,o
 
 
@@ -69,7 +70,7 @@ def test_tiny_pairs_rescale_the_paper_recipes_and_user_overrides_win(micro_pair)
 
 def test_the_task_sets_the_training_budget_unless_the_recipe_does(micro_pair):
     task = TASKS.get("tiny_knowledge")()
-    _, meta = train_module(build_method("finetune_old", {"batch_size": 4}, micro_pair), micro_pair, task, 3)
+    _, meta = train_module(build_method("finetune_old", {"batch_size": 4}, micro_pair, task), micro_pair, task, 3)
     assert meta["steps"] == task.fixed_steps == 200
     assert meta["lr"] == pytest.approx(1e-2 * task.lr_scale)
-    assert TASKS.get("gsm8k_metamath")().train_steps(100_000, 16) == 18_750  # 3 epochs of batch 16
+    assert TASKS.get("gsm8k_metamath")().train_steps(100_000, 16, 3) == 18_750  # 3 epochs of batch 16

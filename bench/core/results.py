@@ -11,7 +11,7 @@ from bench.core.accounting import environment
 from bench.core.errors import BenchError
 from bench.core.store import file_lock, one_line, read_json, write_json_atomic
 
-SCHEMA_VERSION = 2  # 2: cells carry source_score (files without schema_version are 1 and still load)
+SCHEMA_VERSION = 2  # 2: cells carry source_score and their resolved recipe (files without one are 1 and still load)
 COST_FIELDS = ("train_wall_s", "eval_wall_s", "peak_mem_mb", "memory_kind", "device",
                "device_count", "peak_reserved_mb", "land_wall_s", "module_mb")
 

@@ -52,12 +52,12 @@ def export_cell(results_path: Path, spec: str, out: Path) -> str:
         raise BenchError(f"the cell was measured on bases {cell.get('base_versions')}, not this pair's current ones")
     task = TASKS.get(task_name)()
     overrides = {**results.get("tuned_recipes", {}).get(task_name, {}), **(results.get("overrides") or {})}
-    method = build_method(method_name, overrides, pair)
+    method = build_method(method_name, overrides, pair, task)
     if config_hash(dataclasses.asdict(method.recipe)) != cell["config_hash"]:
         raise BenchError(f"{method_name}'s recipe here differs from the one {results_path} was made with")
     if method.recipe.peft == "adapter":
         raise BenchError("bottleneck adapters (--peft adapter) are the harness's own module: lm-eval cannot load them")
-    source = module_source(method, overrides, pair)
+    source = module_source(method, overrides, pair, task)
     module_dir, _ = train_module(source, pair, task, seed, overrides)  # the cached module (retrained if missing)
     if module_dir.name != cell["module_key"]:
         raise BenchError(f"the module for {spec} is {module_dir.name} here, not {cell['module_key']} as in "

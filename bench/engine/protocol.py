@@ -21,6 +21,7 @@ import torch
 
 from bench.core.accounting import measure, module_size_mb
 from bench.core.errors import BenchError
+from bench.core.recipe import layered, with_values
 from bench.core.store import Store, config_hash, one_line, read_artifact_json
 from bench.engine.executors import LocalExecutor
 from bench.models import distributed
@@ -68,24 +69,33 @@ class Cell:
     # Retention: the same module's score on the base it trained on, for cells that land on another base
     # (None where the module is scored on its own training base: score is then that score).
     source_score: float | None = None
+    # The resolved recipe the module trained with (direct_transfer: finetune_old's), and what the loop made of
+    # it: trained_steps, trained_lr (x the task's lr_scale), trained_warmup_steps.
+    recipe: dict = field(default_factory=dict)
 
 
-def build_method(name: str, overrides: dict | None = None, pair: Pair | None = None) -> Method:
-    """Instantiate a registered method: its paper recipe, rescaled for `pair` (tiny pairs), then the
-    user's overrides ({"lr": 1e-3} or {"trans_peft.p_c": 0.2}), which are absolute values."""
+def build_method(name: str, overrides: dict | None = None, pair: Pair | None = None, task: Task | None = None
+                 ) -> Method:
+    """A registered method with its recipe resolved, each layer over the one before (bench/core/recipe.py):
+    the method's own default_recipe; the task's suite recipe and the method's section of it; the pair's
+    rescaling (tiny pairs); the user's overrides ({"lr": 1e-3} or {"trans_peft.p_c": 0.2}), absolute values.
+    Pass the task the method will train for: its suite decides the recipe, and a method reused or started from
+    (direct_transfer's finetune_old) is built for that task too."""
     cls = METHODS.get(name)
-    mine = dict(pair.recipe_scale(cls.default_recipe)) if pair is not None else {}
+    suite = layered(*task.recipe_layers(name)) if task is not None else {}
+    scaled = pair.recipe_scale(with_values(cls.default_recipe, suite)) if pair is not None else {}
     fields = {f.name for f in dataclasses.fields(cls.recipe_class)}
+    user = {}
     for key, value in (overrides or {}).items():
         scope, _, option = key.rpartition(".")
         if scope == name or (not scope and option in fields):
-            mine[option] = value
-    return cls(**mine)
+            user[option] = value
+    return cls(**layered(suite, scaled, user))
 
 
-def module_source(method: Method, overrides: dict | None, pair: Pair) -> Method:
+def module_source(method: Method, overrides: dict | None, pair: Pair, task: Task | None = None) -> Method:
     """The method whose trained module `method` lands: itself, or the one it reuses."""
-    return build_method(method.reuses, overrides, pair) if method.reuses else method
+    return build_method(method.reuses, overrides, pair, task) if method.reuses else method
 
 
 def load_base(pair: Pair, version: str):
@@ -93,13 +103,19 @@ def load_base(pair: Pair, version: str):
                       what=f"the {version} base of pair {pair.name!r}")
 
 
-def encode_examples(tokenizer, examples: list[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
-    """Tokenize prompt+answer together (as the model will see it); the answer is the loss region."""
+def encode_examples(tokenizer, examples: list[tuple[str, str]], max_length: int | None = None
+                    ) -> list[tuple[list[int], list[int]]]:
+    """Tokenize prompt+answer together (as the model will see it); the answer is the loss region.
+
+    max_length keeps the first max_length tokens of prompt + answer + EOS, as the papers' scripts truncate.
+    An example cut inside its prompt keeps no answer token, so it has nothing to learn from: it is left out
+    (a batch of such rows would have no loss at all)."""
     encoded = []
     for prompt, answer in examples:
         n_prompt = len(tokenizer(prompt)["input_ids"])
-        full = tokenizer(prompt + answer)["input_ids"] + [tokenizer.eos_token_id]
-        encoded.append((full[:n_prompt], full[n_prompt:]))
+        full = (tokenizer(prompt + answer)["input_ids"] + [tokenizer.eos_token_id])[:max_length]
+        if len(full) > n_prompt:
+            encoded.append((full[:n_prompt], full[n_prompt:]))
     return encoded
 
 
@@ -108,7 +124,7 @@ def module_key(method: Method, pair: Pair, task: Task, seed: int, overrides: dic
     key = {"base": pair.version_id(method.trains_on), "task": task.train_key or task.name, "recipe": recipe,
            "seed": seed, "data": task.data_hash(pair, method.trains_on), "budget": task.budget()}
     if method.starts_from:  # a warm start names the module it starts from
-        start = build_method(method.starts_from, overrides, pair)
+        start = build_method(method.starts_from, overrides, pair, task)
         key["starts_from"] = module_key(start, pair, task, seed, overrides)
     if distributed.world_size() > 1:  # same global batches, other random draws (dropout, masks) and float order
         key["processes"] = distributed.world_size()
@@ -138,7 +154,7 @@ def check_module(module_dir: Path, meta: dict, expected_base: str) -> None:
 
 def context(method: Method, pair: Pair, task: Task, seed: int, overrides: dict | None) -> MethodContext:
     def trained_module(name: str) -> Path:
-        return train_module(build_method(name, overrides, pair), pair, task, seed, overrides)[0]
+        return train_module(build_method(name, overrides, pair, task), pair, task, seed, overrides)[0]
 
     return MethodContext(pair=pair, task=task, seed=seed, recipe=method.recipe, store=STORE,
                          trained_module=trained_module)
@@ -159,14 +175,19 @@ def train_module(method: Method, pair: Pair, task: Task, seed: int, overrides: d
         model = method.start(base, ctx)  # a fresh LoRA / DoRA / adapter, or another method's module (warm start)
         if distributed.collective():  # the same initial module everywhere, each rank its own dropout and masks
             torch.manual_seed(seed * 1000 + distributed.rank())
-        examples = encode_examples(tokenizer, task.train_examples(pair, method.trains_on))
         recipe = method.recipe
-        steps = method.train_steps(task.train_steps(len(examples), recipe.batch_size))
+        examples = encode_examples(tokenizer, task.train_examples(pair, method.trains_on), recipe.max_length)
+        if len(examples) < recipe.batch_size:
+            cut = f" within max_length {recipe.max_length}" if recipe.max_length else ""
+            raise BenchError(f"{task.name} has {len(examples)} training examples{cut}, fewer than one batch "
+                             f"of {recipe.batch_size}")
+        steps = method.train_steps(task.train_steps(len(examples), recipe.batch_size, recipe.epochs))
+        warmup_steps = recipe.warmup_for(steps)
         lr = recipe.lr * task.lr_scale
         batches = supervised_batches(examples, recipe.batch_size, tokenizer.pad_token_id, seed)
         batches = ({k: v.to(device()) for k, v in b.items()} for b in batches)
         with measure() as cost, method.during_training(model, ctx):
-            stats = train_loop(model, batches, steps, lr, recipe.schedule,
+            stats = train_loop(model, batches, steps, lr, recipe.schedule, warmup_steps, recipe.min_lr_rate,
                                description=f"training {method.name} on {task.name}",
                                data_parallel=distributed.collective())
         if out is None:
@@ -174,8 +195,8 @@ def train_module(method: Method, pair: Pair, task: Task, seed: int, overrides: d
         method.save_module(model, out)
         meta = {"method": method.name, "task": task.name, "seed": seed, "trained_on": method.trains_on,
                 "base": pair.version_id(method.trains_on), "recipe": dataclasses.asdict(method.recipe),
-                "steps": steps, "lr": lr, "trainable_params": count_trainable(model), **stats,
-                "cost": dataclasses.asdict(cost)}
+                "steps": steps, "lr": lr, "warmup_steps": warmup_steps, "examples": len(examples),
+                "trainable_params": count_trainable(model), **stats, "cost": dataclasses.asdict(cost)}
         (out / "module.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
 
     path = stored("modules", key, build, together=True)
@@ -298,7 +319,7 @@ def source_evaluation(source: Method, pair: Pair, task: Task, module_dir: Path, 
 
 def evaluate_cell(method: Method, pair: Pair, task: Task, seed: int, limit: int | None,
                   overrides: dict | None, backend: str = "hf") -> Cell:
-    source = module_source(method, overrides, pair)
+    source = module_source(method, overrides, pair, task)
     module_dir, meta = train_module(source, pair, task, seed, overrides)
     ctx = context(method, pair, task, seed, overrides)
     result = evaluate_landed(pair, task, module_dir, method.lands_on, landing_name(method),
@@ -326,6 +347,8 @@ def evaluate_cell(method: Method, pair: Pair, task: Task, seed: int, limit: int 
                              eval_cost.get("peak_reserved_mb", 0.0)),
         land_wall_s=result.get("land_wall_s", 0.0), module_mb=module_size_mb(module_dir),
         source_score=source_score,
+        recipe=meta["recipe"] | {"trained_steps": meta["steps"], "trained_lr": meta["lr"],
+                                 "trained_warmup_steps": meta.get("warmup_steps", 0)},
     )
 
 
@@ -337,7 +360,7 @@ def job_gpus(pair: Pair) -> int:
 def training_of(job: tuple) -> tuple[str, object, tuple]:
     """(module key, train_module, its arguments): the training an evaluate_cell job lands (executors' `needs`)."""
     method, pair, task, seed, _, overrides, _ = job
-    source = module_source(method, overrides, pair)
+    source = module_source(method, overrides, pair, task)
     return module_key(source, pair, task, seed, overrides), train_module, (source, pair, task, seed, overrides)
 
 
@@ -357,13 +380,14 @@ def check_targets(methods: list[Method], tensor_names, base: str) -> None:
 def run_grid(methods: list[str], pair: Pair, tasks: list[Task], seeds: list[int], overrides: dict | None = None,
              limit: int | None = None, executor=None, eval_backend: str = "hf",
              task_overrides: dict[str, dict] | None = None) -> list[Cell]:
-    """task_overrides: {task: {"METHOD.option": value}} (tuned recipes), layered under `overrides` (the user's)."""
+    """task_overrides: {task: {"METHOD.option": value}} (tuned recipes), layered under `overrides` (the user's).
+    Every recipe (one per method and task: suites differ) is checked before any training."""
     per_task = {t.name: {**(task_overrides or {}).get(t.name, {}), **(overrides or {})} for t in tasks}
-    built = {(m, t.name): build_method(m, per_task[t.name], pair) for m in methods for t in tasks}  # all checked first
+    built = {(m, t.name): build_method(m, per_task[t.name], pair, t) for m in methods for t in tasks}
     with distributed.main_first():  # under --nproc, rank 0 builds the pair's bases; the others then read them
         check_pair(pair)  # shapes from headers only: an incompatible pair fails before anything trains
-    trained = list(built.values()) + [build_method(name, per_task[t], pair) for (_, t), method in built.items()
-                                      for name in (method.reuses, method.starts_from) if name]
+    trained = list(built.values()) + [build_method(name, per_task[t.name], pair, t) for t in tasks for m in methods
+                                      for name in (built[m, t.name].reuses, built[m, t.name].starts_from) if name]
     check_targets(trained, pair.architecture("old")[1], f"{pair.name}'s old base")
     jobs = [(built[(m, task.name)], pair, task, seed, limit, per_task[task.name], eval_backend)
             for seed in seeds for task in tasks for m in methods]

@@ -13,6 +13,9 @@ import torch
 ATTENTION_ATTRIBUTES = ("self_attn", "attention", "attn")  # Llama/Qwen2/Mistral/Gemma2/Phi-3 | InternLM2 | GPT-2
 FFN_ATTRIBUTES = ("mlp", "feed_forward")                  # everyone but InternLM2 | InternLM2
 DOWN_PROJECTIONS = ("down_proj", "w2", "fc2", "c_proj")    # the FFN's output projection
+# The norm whose input is the residual stream entering the FFN, first match wins: Gemma2 (its
+# post_attention_layernorm normalises the attention output instead) | Llama/Qwen2/Mistral/Phi-3 | InternLM2 | GPT-2.
+FFN_NORMS = ("pre_feedforward_layernorm", "post_attention_layernorm", "ffn_norm", "ln_2")
 
 
 def decoder_layers(model: torch.nn.Module) -> list[tuple[torch.nn.Module, str, str]]:
@@ -37,6 +40,12 @@ def ffn_sublayers(model: torch.nn.Module) -> list[tuple[torch.nn.Module, torch.n
     if not found:
         raise ValueError(f"no FFN sub-layers found in {type(model).__name__}")
     return found
+
+
+def ffn_norm(layer: torch.nn.Module) -> torch.nn.Module | None:
+    """The decoder layer's norm in front of its FFN (its input is the residual stream), or None if unknown."""
+    name = _child(layer, FFN_NORMS)
+    return getattr(layer, name) if name else None
 
 
 def sublayer_of(parameter_name: str) -> str | None:

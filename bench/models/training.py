@@ -7,11 +7,11 @@ parameters Trainer's per-step bookkeeping costs more than the step itself, and t
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Iterator, Sequence
 
 import torch
+from transformers import get_scheduler
 
 from bench.core.errors import BenchError
 from bench.core.progress import progress_bar
@@ -19,13 +19,11 @@ from bench.models.distributed import sharded_backward
 from bench.models.ffn import sublayer_of
 
 
-def lr_at(step: int, steps: int, lr: float, schedule: str, warmup: int) -> float:
-    if step < warmup:
-        return lr * (step + 1) / warmup
-    if schedule == "constant":
-        return lr
-    progress = (step - warmup) / max(1, steps - warmup)
-    return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))  # cosine down to 10%
+def lr_scheduler(optimizer, schedule: str, steps: int, warmup_steps: int = 0, min_lr_rate: float = 0.0):
+    """transformers' scheduler of that name (what Trainer and the papers' scripts use), stepped once per step."""
+    specific = {"min_lr_rate": min_lr_rate} if schedule == "cosine_with_min_lr" else None
+    return get_scheduler(schedule, optimizer, num_warmup_steps=warmup_steps, num_training_steps=steps,
+                         scheduler_specific_kwargs=specific)
 
 
 def train_update(model: torch.nn.Module, kind: str, batches: Iterator[dict[str, torch.Tensor]], steps: int, lr: float,
@@ -55,22 +53,23 @@ def train_loop(
     batches: Iterator[dict[str, torch.Tensor]],
     steps: int,
     lr: float,
-    schedule: str = "cosine",
-    warmup: int = 0,
+    schedule: str = "constant",
+    warmup_steps: int = 0,
+    min_lr_rate: float = 0.0,
     description: str = "training",
     data_parallel: bool = False,
 ) -> dict[str, float]:
-    """Train the parameters of `model` that require grad; returns loss and token counts. data_parallel: every
+    """Train the parameters of `model` that require grad; returns loss and token counts. `schedule` is a
+    transformers get_scheduler name; `min_lr_rate` is cosine_with_min_lr's floor. data_parallel: every
     process of a `--nproc` run calls this with the same global batches, and each trains on its shard."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)  # no decay: rare embeddings must not drift
+    scheduler = lr_scheduler(optimizer, schedule, steps, warmup_steps, min_lr_rate)
     model.train()
     tokens, last_losses = 0, []
     with progress_bar(description, steps) as advance:
-        for step in range(steps):
+        for _ in range(steps):
             batch = next(batches)
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, steps, lr, schedule, warmup)
             if data_parallel:
                 loss = sharded_backward(model, batch, params)
             else:
@@ -78,6 +77,7 @@ def train_loop(
                 loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
+            scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             tokens += int(batch["attention_mask"].sum())
             last_losses = (last_losses + [loss.item()])[-20:]

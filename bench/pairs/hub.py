@@ -46,7 +46,10 @@ class Model:
 class SimulatedUpdate:
     """A base updated by continued pre-training here (PortLLM's simulated updates), built by `bench make-pair`.
 
-    The recipe is PortLLM's: LoRA r=64, alpha=128 on all linears, lr 1e-4, 4 epochs, merged; or full-weight.
+    The recipe is PortLLM's (§4): LoRA r=64, alpha=128 on all linears, lr 1e-4, 4 epochs, merged; or full-weight.
+    PortLLM does not state the rest; these are the project's assumptions (docs/FIDELITY.md): a constant lr,
+    packed 1024-token windows, batch 16, peft's default LoRA dropout (0), and, in the registry, OpenOrca capped
+    at its first 100K examples and a full-weight lr of 1e-5.
     """
 
     corpus: str                 # dataset id on the hub, or a local directory/file (see bench/core/data.py)

@@ -209,7 +209,7 @@ def portllm_check(new_dir: Path, old_module: Path, new_module: Path) -> list[dic
 
 def cached_module(method_name: str, pair, task, seed: int) -> Path | None:
     """The cached module of (method, task, seed) if it was trained already; never trains."""
-    path = cache_dir() / "modules" / module_key(build_method(method_name, None, pair), pair, task, seed)
+    path = cache_dir() / "modules" / module_key(build_method(method_name, None, pair, task), pair, task, seed)
     return path if (path / "adapter_model.safetensors").exists() else None
 
 

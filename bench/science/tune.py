@@ -102,7 +102,7 @@ def tune(method: str, pair, task, trials: int, seed: int, knobs: list[str] | Non
     knobs = check_tunable(method, knobs)
     validation = task.validation_task()  # one-line error for a task without a training split to carve
     fixed = method_overrides(method, overrides or {})
-    base = build_method(method, {f"{method}.{k}": v for k, v in fixed.items()}, pair)
+    base = build_method(method, {f"{method}.{k}": v for k, v in fixed.items()}, pair, task)
     space = search_space(base, validation, pair, knobs)
     rows = []
 
@@ -112,7 +112,7 @@ def tune(method: str, pair, task, trials: int, seed: int, knobs: list[str] | Non
             params["alpha"] = 2 * params["rank"]  # keep scaling alpha / rank at the recipe's 2
         recipe = fixed | params
         scoped = {f"{method}.{k}": v for k, v in recipe.items()}
-        built = build_method(method, scoped, pair)
+        built = build_method(method, scoped, pair, task)
         module_dir, meta = train_module(built, pair, validation, seed, scoped)
         score = source_evaluation(built, pair, validation, module_dir, None)["score"]
         rows.append({"trial": trial.number, **params, "validation": score["score"], "n": score["n"],

@@ -2,11 +2,12 @@
 
   math/code (Trans-PEFT Table 2): gsm8k_metamath, math_metamath (MetaMath Alpaca prompt, "The answer is:"),
       humaneval_plus, mbpp_plus (generated here, executed by evalplus); trained on MetaMathQA's first 100K
-      or CodeFeedback-105K;
+      or CodeFeedback-Python105K;
   commonsense-8 (Trans-PEFT Table 1): *_cs, LLM-Adapters' instruction prompt and answer regex, one module
       trained on Commonsense170K shared by all eight;
   PortLLM's zero-shot suite: lm-eval's built-in boolq, sst2, mrpc, rte, wnli, winogrande, gsm8k, each
       fine-tuned on its own train split rendered with the built-in task's own prompt.
+Each task names its suite, whose recipe (recipes/*.yaml, docs/FIDELITY.md) every method trains with.
 
 Data come from the hub or a local mirror (bench/data.py: --data-dir, $PEFT_TRANSFER_BENCH_DATA).
 """
@@ -25,6 +26,7 @@ from bench.core.store import config_hash
 from tasks.base import TASKS, Task, TaskScore
 from tasks.generation import greedy_complete
 from tasks.lmeval import in_memory_lm, run_lmeval, score_task
+from tasks.suites import load_suite
 from tasks.tiny import score_solutions
 
 HERE = Path(__file__).parent
@@ -65,7 +67,6 @@ class PaperTask(Task):
     train_ref = ""                 # training set (hub id), mirrored likewise
     train_limit: int | None = None
     train_size = 0                 # examples per epoch at full size (plan estimates)
-    epochs = 3
     train_key = ""                 # tasks sharing a training set share one module (commonsense-8)
 
     def __init__(self):
@@ -113,7 +114,7 @@ def metamath_example(record: dict) -> tuple[str, str]:
 @TASKS.register("gsm8k_metamath")
 class GSM8KMetaMath(PaperTask):
     """GSM8K, 0-shot greedy, MetaMath prompt and "The answer is:" (Trans-PEFT); trained on MetaMathQA[:100K]."""
-    name, metric = "gsm8k_metamath", "exact_match"
+    name, metric, suite = "gsm8k_metamath", "exact_match", "math"
     test_ref, train_ref, train_limit, train_size = "openai/gsm8k", "meta-math/MetaMathQA", 100_000, 100_000
     train_key = "metamathqa-100k"
     render = staticmethod(metamath_example)
@@ -122,7 +123,7 @@ class GSM8KMetaMath(PaperTask):
 @TASKS.register("math_metamath")
 class MATHMetaMath(PaperTask):
     """MATH (5000 test problems), 0-shot greedy, MetaMath prompt; trained on MetaMathQA[:100K]."""
-    name, metric = "math_metamath", "exact_match"
+    name, metric, suite = "math_metamath", "exact_match", "math"
     test_ref, train_ref, train_limit, train_size = ("DigitalLearningGmbH/MATH-lighteval", "meta-math/MetaMathQA",
                                                     100_000, 100_000)
     train_key = "metamathqa-100k"
@@ -150,7 +151,7 @@ def math_answer_is_correct(doc: dict, results: list[str]) -> dict:
 
 class CommonsenseTask(PaperTask):
     """One of commonsense-8 (LLM-Adapters' test.json); the module is shared, trained on Commonsense170K."""
-    metric = "exact_match"
+    metric, suite = "exact_match", "commonsense"
     train_ref, train_size, train_key = "zwhe99/commonsense_170k", 170_420, "commonsense-170k"
 
     @property
@@ -241,13 +242,18 @@ def humaneval_to_evalplus(path: Path) -> tuple[list[dict], dict[str, str], dict[
 
 
 class CodeTask(PaperTask):
-    metric = "pass@1"
+    metric, suite = "pass@1", "code"
     runs_generated_code = True
     dataset = "humaneval"
-    train_ref, train_size, train_key = "m-a-p/CodeFeedback-Filtered-Instruction", 105_000, "codefeedback-105k"
+    train_size, train_key = 105_000, "codefeedback-python-105k"
+
+    @property
+    def train_ref(self) -> str:  # the reference's CodeFeedback-Python105K, named by the suite (code.yaml)
+        return load_suite(self.suite)["train_data"]
 
     def render(self, record: dict) -> tuple[str, str]:
-        return ALPACA.format(instruction=record["query"]), " " + record["answer"]
+        query, response = load_suite(self.suite)["train_fields"]
+        return ALPACA.format(instruction=record[query]), " " + record[response]
 
     def prompt(self, problem: dict) -> str:
         return ALPACA.format(instruction=CODE_INSTRUCTION.format(prompt=problem["prompt"]))
@@ -266,24 +272,24 @@ class CodeTask(PaperTask):
 
 @TASKS.register("humaneval_plus")
 class HumanEvalPlus(CodeTask):
-    """HumanEval+ pass@1 (base + plus tests), generated here, executed by evalplus; trained on CodeFeedback-105K."""
+    """HumanEval+ pass@1 (base + plus tests), generated here, executed by evalplus; trained on CodeFeedback-Py105K."""
     name, dataset = "humaneval_plus", "humaneval"
 
 
 @TASKS.register("mbpp_plus")
 class MBPPPlus(CodeTask):
-    """MBPP+ pass@1 (base + plus tests), generated here, executed by evalplus; trained on CodeFeedback-105K."""
+    """MBPP+ pass@1 (base + plus tests), generated here, executed by evalplus; trained on CodeFeedback-Py105K."""
     name, dataset = "mbpp_plus", "mbpp"
 
 
 # ------------------------------------------------------------------------------------------------
 # PortLLM's zero-shot suite through lm-eval's built-in tasks (their prompts, their metrics).
 
-PORTLLM_TASKS = {  # bench name: (lm-eval task, metric key, filter, train epochs (PortLLM Sec. 4), train size)
-    "boolq": ("boolq", "acc", "none", 5, 9427), "sst2": ("sst2", "acc", "none", 5, 67349),
-    "mrpc": ("mrpc", "acc", "none", 5, 3668), "rte": ("rte", "acc", "none", 5, 2490),
-    "wnli": ("wnli", "acc", "none", 5, 635), "winogrande": ("winogrande", "acc", "none", 3, 40398),
-    "gsm8k": ("gsm8k", "exact_match", "flexible-extract", 1, 7473),
+PORTLLM_TASKS = {  # bench name: (lm-eval task, metric key, filter, train size); epochs: recipes/portllm.yaml
+    "boolq": ("boolq", "acc", "none", 9427), "sst2": ("sst2", "acc", "none", 67349),
+    "mrpc": ("mrpc", "acc", "none", 3668), "rte": ("rte", "acc", "none", 2490),
+    "wnli": ("wnli", "acc", "none", 635), "winogrande": ("winogrande", "acc", "none", 40398),
+    "gsm8k": ("gsm8k", "exact_match", "flexible-extract", 7473),
 }
 
 
@@ -297,12 +303,20 @@ def builtin_task(lmeval_name: str):
 
 class BuiltinTask(Task):
     lmeval_name = metric = filter_name = ""
-    epochs = 5
+    suite = "portllm"
     train_size = 0
 
     @property
     def train_key(self):
         return self.name
+
+    @property
+    def train_ref(self) -> str:
+        return f"lm-eval {self.lmeval_name} train split"
+
+    def data_hash(self, pair, version) -> str:
+        """The training set's identity without loading it, so a plan (--dry-run --offline) needs no data."""
+        return config_hash({"lm-eval": self.lmeval_name, "split": "train"})
 
     def train_examples(self, pair, version):
         """The built-in task's own train split, rendered with its own prompt and gold target."""
@@ -323,8 +337,7 @@ class BuiltinTask(Task):
                           self.filter_name, limit, label=self.name)
 
 
-for _name, (_lmeval, _metric, _filter, _epochs, _size) in PORTLLM_TASKS.items():
+for _name, (_lmeval, _metric, _filter, _size) in PORTLLM_TASKS.items():
     TASKS.register(_name, type(_name, (BuiltinTask,), {
-        "name": _name, "lmeval_name": _lmeval, "metric": _metric, "filter_name": _filter, "epochs": _epochs,
-        "train_size": _size,
+        "name": _name, "lmeval_name": _lmeval, "metric": _metric, "filter_name": _filter, "train_size": _size,
         "description": f"PortLLM zero-shot: lm-eval built-in {_lmeval} ({_metric}), fine-tuned on its train split"}))

@@ -62,6 +62,8 @@ def _world(pair) -> World:
 class TinyLmEvalTask(TinyTask):
     """A tiny-world task scored by lm-eval from a YAML in this folder plus generated jsonl."""
 
+    suite = "tiny"  # tasks/tiny/recipe.yaml
+
     def test_docs(self, world: World, version: int) -> list[dict]:
         raise NotImplementedError
 
@@ -176,6 +178,7 @@ class TinyCode(TinyTask):
 
     name, metric = "tiny_code", "pass@1"
     runs_generated_code = True
+    suite = "tiny"
     fixed_steps = 50  # 21 functions: a few epochs' worth
 
     def _functions(self, world: World, which: str) -> list[tuple[str, int]]:
