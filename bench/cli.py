@@ -19,7 +19,7 @@ import yaml
 from typer.core import TyperGroup
 
 from bench.analysis.compare import compare as compare_runs
-from bench.analysis.compare import comparison_table, load_checked
+from bench.analysis.compare import compare_seeds, comparison_table, load_checked, seed_comparison_table
 from bench.analysis.report import build_report, leaderboard, render
 from bench.core.data import DATA_ENV
 from bench.core.errors import BenchError
@@ -27,9 +27,11 @@ from bench.core.options import parse_numbers, parse_value
 from bench.core.registry import Registry
 from bench.core.results import check_writable, costs_path, load_results, write_results
 from bench.core.store import one_line, write_json_atomic
+from bench.engine.executors import check_executor, make_executor
 from bench.engine.perf import measure_ratios
 from bench.engine.plan import describe_plan, plan
-from bench.engine.protocol import run_grid
+from bench.engine.protocol import build_method, run_grid
+from bench.models import distributed
 from bench.pairs import PAIRS, get_pair
 from bench.pairs.hub import go_offline
 from bench.science.chains import chain_transfer
@@ -39,9 +41,12 @@ from bench.science.findings import findings as collect_findings
 from bench.science.findings import render as render_findings
 from bench.science.sweeps import parse_grid, parse_severities, sweep_grid
 from bench.science.sweeps import sweep_update as run_sweep
+from bench.science.tune import check_tunable, check_tuned_file, store_tuned
+from bench.science.tune import tune as run_tune
 from methods import METHODS
-from tasks import TASKS
+from tasks import TASKS, vllm_backend
 from tasks.evalplus_exec import UNSAFE_ENV, refuse_unless_isolated
+from tasks.recipes import TUNED_DIR, recipe_file, tuned_overrides
 
 try:  # typer 0.2x parses with its own copy of click
     from typer._click import exceptions as click_exceptions
@@ -227,17 +232,41 @@ def run(
     offline: Annotated[bool, typer.Option(help="Never contact the hub (sets HF_HUB_OFFLINE and friends).")] = False,
     data_dir: Annotated[Path | None, typer.Option(help="Local mirror of datasets (<dir>/<org>/<name>/).")] = None,
     peft: Annotated[str | None, typer.Option(help="PEFT type for every method: lora | dora | adapter.")] = None,
+    nproc: Annotated[int, typer.Option(help="Data-parallel processes per training (GPUs; CPU cores on CPU), "
+                                            "through accelerate.")] = 1,
+    executor: Annotated[str, typer.Option(help="local | ray: each training and evaluation a Ray task.")] = "local",
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster to join (auto: the one `ray start` made); "
+                                                         "default: a Ray on this machine.")] = None,
+    eval_backend: Annotated[str, typer.Option(help="hf | vllm (lm-eval's vllm model; CUDA).")] = "hf",
     allow_unsafe_code: Annotated[bool, typer.Option(help=UNSAFE_HELP)] = False,
+    tuned: Annotated[Path | None, typer.Option(help="Tuned recipes (<dir>/<pair>/<method>.yaml from bench tune), "
+                                                    "applied under --set/--config (default: the package's).")] = None,
+    no_tuned: Annotated[bool, typer.Option("--no-tuned", help="Ignore tuned recipes: the methods' defaults.")] = False,
 ):
     """Train, transfer and evaluate; print the leaderboard and write a results JSON."""
     apply_environment(offline, data_dir)
     method_names = METHODS.parse_list(methods)
+    if nproc > 1 and executor != "local":
+        raise BenchError("--nproc and --executor ray do not combine: a Ray task trains on one device")
+    distributed.check_nproc(nproc)
+    check_executor(executor, ray_address)
+    if eval_backend not in ("hf", "vllm"):
+        raise BenchError(f"--eval-backend must be hf or vllm, not {eval_backend!r}")
+    if eval_backend == "vllm" and (problem := vllm_backend.unavailable()):
+        raise BenchError(problem)
 
     the_pair = get_pair(pair)
     task_objs = _task_objects(the_pair, tasks)
     seed_list = parse_seeds(seeds)
     overrides = collect_overrides(set_ + ([f"peft={peft}"] if peft else []), config, method_names)
     check_limit(limit)
+    if eval_backend == "vllm" and any(build_method(m, overrides, the_pair).recipe.peft == "adapter"
+                                      for m in method_names):
+        raise BenchError("vLLM cannot serve bottleneck adapters (extra sub-layers no merge expresses); "
+                         "use --eval-backend hf with --peft adapter")
+    if tuned is None and not TUNED_DIR.is_dir():
+        no_tuned = True  # nothing tuned ships for any pair yet
+    task_overrides = {} if no_tuned else tuned_for(tuned or TUNED_DIR, the_pair, method_names, task_objs)
     default_out = out is None
     safe_name = re.sub(r"[^A-Za-z0-9._-]+", "_", the_pair.name)  # `--pair org/a,org/b` names no folders
     out = out or Path("results") / f"{safe_name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.json"
@@ -251,12 +280,71 @@ def run(
 
     with generated_code_policy(task_objs, allow_unsafe_code):
         check_writable(out)
-        with sigterm_as_interrupt():
-            cells = run_grid(method_names, the_pair, task_objs, seed_list, overrides, limit)
-            path = write_results(cells, the_pair, out, {"overrides": overrides, "limit": limit},
-                                 pick_free_name=default_out)
+        if nproc > 1 and distributed.launched_processes() == 1:  # each process runs this same command line
+            raise typer.Exit(distributed.launch(nproc, sys.argv[1:]))
+        distributed.start()  # under accelerate launch / torchrun: join the others
+        with sigterm_as_interrupt(), make_executor(executor, ray_address) as runner:
+            cells = run_grid(method_names, the_pair, task_objs, seed_list, overrides, limit, runner, eval_backend,
+                             task_overrides=task_overrides)
+            if not distributed.is_main():  # rank 0 writes the results
+                return
+            extra = {"overrides": overrides, "limit": limit} | (
+                {"tuned_recipes": task_overrides} if task_overrides else {})
+            path = write_results(cells, the_pair, out, extra, pick_free_name=default_out)
     typer.echo(leaderboard(load_results(path)))
     typer.echo(f"results: {path}")
+
+
+def tuned_for(root: Path, pair, method_names: list[str], task_objs: list) -> dict[str, dict]:
+    """The tuned recipes of this run's methods and tasks: {task: {"METHOD.option": value}}."""
+    found = tuned_overrides(root, pair.name, set(METHODS.names()), set(PAIRS.names()))
+    tasks = {t.name for t in task_objs}
+    # A method that lands or warm-starts from another's module (direct_transfer, warm_retune) uses that one's recipe.
+    wanted = set(method_names) | {getattr(METHODS.get(m), k) for m in method_names for k in ("reuses", "starts_from")}
+    return {task: picked for task, recipes in found.items() if task in tasks
+            if (picked := {k: v for k, v in recipes.items() if k.split(".")[0] in wanted})}
+
+
+@app.command()
+@one_line_errors
+def tune(
+    method: Annotated[str, typer.Option(help="The method to tune (bench list methods).")],
+    pair: Annotated[str, typer.Option(help="Base-model pair (bench list pairs).")],
+    task: Annotated[str, typer.Option(help="The task whose training data the validation split is carved from.")],
+    trials: Annotated[int, typer.Option(help="Trials (give every method the same number).")],
+    seed: Annotated[int, typer.Option(help="Seed of the TPE sampler and of every trial's training.")] = 0,
+    knobs: Annotated[str | None, typer.Option(help="Comma-separated knobs to search (default: all of the "
+                                                    "method's: lr, steps and its own).")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="Fixed recipe values KEY=VALUE (kept in the tuned "
+                                                          "recipe).")] = [],  # noqa: B006
+    config: Annotated[Path | None, typer.Option(help="YAML of fixed recipe values.")] = None,
+    out: Annotated[Path, typer.Option(help="Tuned recipes directory: writes <out>/<pair>/<method>.yaml and "
+                                           "<method>.<task>.trials.csv.")] = TUNED_DIR,
+):
+    """Search a method's lr, steps and own knobs (seeded Optuna TPE) on a validation split of the task's training
+    data, on the base the method trains on; store the best recipe where `bench run` finds it."""
+    if trials <= 0:
+        raise BenchError(f"--trials must be a positive number of trials, got {trials}")
+    METHODS.get(method)
+    the_pair = get_pair(pair)
+    the_task = TASKS.get(task)()
+    the_task.validation_task()  # a task without a training split fails before anything else
+    overrides = collect_overrides(set_, config, [method])
+    knob_list = [k.strip() for k in knobs.split(",") if k.strip()] if knobs is not None else None
+    check_tunable(method, knob_list)
+    path = recipe_file(out, the_pair.name, method)
+    existing = check_tuned_file(path, the_pair.name, method)  # unreadable or unwritable: fail before any trial
+    with sigterm_as_interrupt():
+        found = run_tune(method, the_pair, the_task, trials, seed, knob_list, overrides)
+    command = (f"bench tune --method {method} --pair {the_pair.name} --task {task} --trials {trials} --seed {seed}"
+               + (f" --knobs {knobs}" if knobs else "") + "".join(f" --set {s}" for s in set_))
+    from tabulate import tabulate
+
+    typer.echo(tabulate(found["trials"], "keys", tablefmt="github", floatfmt=".4g"))
+    store_tuned(path, existing, found, command)
+    typer.echo(f"best: {found['recipe']} ({found['validation']['metric']} {found['validation']['score']:.1f} on "
+               f"{found['validation']['n']} validation items, on the {found['tuned_on']} base)")
+    typer.echo(f"tuned recipe: {path}")
 
 
 def apply_environment(offline: bool, data_dir: Path | None) -> None:
@@ -348,12 +436,40 @@ def compare(
     current: Annotated[Path, typer.Argument(help="Results JSON of the run under test.")],
     alpha: Annotated[float, typer.Option(help="Significance level per (method, task).")] = 0.05,
     min_delta: Annotated[float, typer.Option(help="Ignore drops smaller than this many score points (0-100).")] = 0.0,
+    unit: Annotated[str, typer.Option(help="sample: per-sample outcomes paired by seed (one machine); seed: per-seed "
+                                           "scores, Welch + Holm (the CI gate, across machines).")] = "sample",
 ):
     """Regression gate: exit 1 if any (method, task) got significantly worse than the baseline."""
-    rows = compare_runs(load_checked(baseline), load_checked(current), alpha, min_delta)
-    typer.echo(comparison_table(rows, alpha, min_delta))
+    if unit not in ("sample", "seed"):
+        raise BenchError(f"--unit must be sample or seed, got {unit!r}")
+    if unit == "seed":
+        rows = compare_seeds(load_checked(baseline), load_checked(current), alpha, min_delta)
+        table = seed_comparison_table(rows, alpha, min_delta)
+    else:
+        rows = compare_runs(load_checked(baseline), load_checked(current), alpha, min_delta)
+        table = comparison_table(rows, alpha, min_delta)
+    typer.echo(table)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:  # GitHub Actions renders this file (markdown) on the run's page
+        with open(summary, "a") as handle:
+            handle.write(f"### bench compare {baseline.name} -> {current.name}\n\n{table}\n\n")
     if any(r.regressed for r in rows):
         raise typer.Exit(1)
+
+
+@app.command()
+@one_line_errors
+def export(
+    results: Annotated[Path, typer.Argument(help="Results JSON holding the cell.")],
+    out: Annotated[Path, typer.Argument(help="New directory for the export.")],
+    cell: Annotated[str, typer.Option(help="METHOD/TASK/SEED, e.g. portllm/tiny_arith/0.")],
+):
+    """One cell as files lm-eval (or evalplus) reproduces its score from: the landed model with its tokenizer, the
+    task YAML and data per base version, and the command."""
+    from bench.engine.export import export_cell
+
+    command = export_cell(results, cell, out)
+    typer.echo(f"exported {cell} to {out}; reproduce it there with:\n  cd {out} && {command}")
 
 
 # --- science tools: severity sweeps, update anatomy, hyper-parameter grids, chains, findings -------------

@@ -7,6 +7,11 @@ During training only (never at evaluation), for each FFN sub-layer:
 Defaults: p_c = 0.1, p_i = 0, the only public script's (gccnlp/Trans-PEFT scripts/trans-peft-qwen.sh), on every
 suite that says nothing else; commonsense sets p_c = 0.2 (the paper's Fig. 6) and p_i = 0.1 (the smallest of its
 grid: docs/FIDELITY.md), in tasks/papers/recipes/commonsense.yaml.
+
+Which FFNs a training forward drops is drawn once per forward from a generator seeded by (seed, step), the
+step being the index of the training forward (one per optimizer step in the harness's loop): every process of
+a data-parallel run drops the same sub-layers at a given step, and a checkpointed layer recomputed in the
+backward pass drops as it did forward. The masks stay per sample, from the process's own random stream.
 """
 
 from contextlib import contextmanager
@@ -42,19 +47,34 @@ class TransPEFT(Method):
     default_recipe = TransPEFTRecipe()
 
     def during_training(self, model, ctx: MethodContext | None = None):
-        return knowledge_masking_and_dropping(model, self.recipe.p_i, self.recipe.p_c)
+        return knowledge_masking_and_dropping(model, self.recipe.p_i, self.recipe.p_c, seed=ctx.seed if ctx else 0)
 
 
 @contextmanager
-def knowledge_masking_and_dropping(model: torch.nn.Module, p_i: float, p_c: float):
+def knowledge_masking_and_dropping(model: torch.nn.Module, p_i: float, p_c: float, seed: int = 0):
     """Patch every FFN sub-layer of `model` for the duration; active only while module.training is True."""
     handles, originals = [], []
-    for ffn, down in ffn_sublayers(model):
+    sublayers = ffn_sublayers(model)
+
+    def decide(step: int) -> torch.Tensor:  # which sub-layers step `step` drops: the same in every process
+        generator = torch.Generator().manual_seed(hash((seed, step)) & (2**63 - 1))
+        return torch.rand(len(sublayers), generator=generator) < p_c
+
+    dropped, step = decide(0), 0  # ready before the first forward (a sub-layer may be called on its own)
+
+    def draw(module, args):
+        nonlocal dropped, step
+        if module.training:
+            dropped, step = decide(step), step + 1
+
+    if p_c > 0:
+        handles.append(model.register_forward_pre_hook(draw))
+    for i, (ffn, down) in enumerate(sublayers):
         if p_i > 0:
             handles.append(down.register_forward_pre_hook(_mask_input(p_i)))
         if p_c > 0:
             originals.append((ffn, ffn.__dict__.get("forward")))  # usually None: the class's forward
-            ffn.forward = _droppable(ffn, ffn.forward, p_c)
+            ffn.forward = _droppable(ffn, ffn.forward, lambda i=i: bool(dropped[i]))
     try:
         yield
     finally:
@@ -77,9 +97,9 @@ def _mask_input(p_i: float):
     return hook
 
 
-def _droppable(ffn: torch.nn.Module, forward, p_c: float):
+def _droppable(ffn: torch.nn.Module, forward, is_dropped):
     def maybe_skipped(hidden_states, *args, **kwargs):
-        if ffn.training and torch.rand(()) < p_c:
+        if ffn.training and is_dropped():
             return skipped_output(hidden_states)  # residual + 0, no FFN compute at all
         return forward(hidden_states, *args, **kwargs)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from bench.core.errors import BenchError
 from bench.core.registry import Registry
 from bench.core.store import data_hash
-from tasks.recipes import suite_layers
+from tasks.suites import suite_layers
 
 TASKS = Registry("task", entry_point_group="peft_transfer_bench.tasks")
 
@@ -26,7 +27,7 @@ class TaskScore:
 class Task:
     name: str
     metric: str
-    suite: str = ""                  # whose recipe methods train with here (tasks/recipes.py; "": none)
+    suite: str = ""                  # whose recipe methods train with here (tasks/suites.py; "": none)
     fixed_steps: int | None = None   # a fixed budget of steps instead of the recipe's epochs (tiny tasks: small,
                                      # repeated train sets)
     lr_scale: float = 1.0            # multiplies every method's learning rate on this task
@@ -56,3 +57,11 @@ class Task:
     def evaluate(self, model, tokenizer, pair, version: str, limit: int | None = None) -> TaskScore:
         """Score `model` (a base with a module landed on it) against `pair`'s `version` world."""
         raise NotImplementedError
+
+    def validation_task(self) -> Task:
+        """This task for tuning: it trains on its training data minus a validation split carved from it, and
+        scores on that split (never on test data). Tasks that carve one override this."""
+        if type(self).train_examples is Task.train_examples:
+            raise BenchError(f"task {self.name!r} has no training split to carve a validation split from")
+        raise BenchError(f"task {self.name!r} carves no validation split from its training data, so it cannot be "
+                         "tuned (bench tune supports the tiny_* tasks)")

@@ -6,9 +6,13 @@ import re
 
 import torch
 
+from tasks.vllm_backend import greedy, is_served
+
 
 @torch.no_grad()
 def greedy_complete(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int = 32) -> list[str]:
+    if is_served(model):  # --eval-backend vllm: the engine batches by itself
+        return greedy(model, prompts, max_new_tokens)
     device = next(model.parameters()).device
     tokenizer.padding_side = "left"
     completions = []

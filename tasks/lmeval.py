@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from tasks.base import TaskScore
+from tasks.vllm_backend import is_served
 
 
 def run_lmeval(model, tokenizer, task_config: dict, batch_size: int = 32, limit: int | None = None) -> TaskScore:
@@ -13,7 +14,9 @@ def run_lmeval(model, tokenizer, task_config: dict, batch_size: int = 32, limit:
 
 
 def in_memory_lm(model, tokenizer, batch_size: int):
-    """lm-eval's HFLM around a model already in memory, on the model's device."""
+    """lm-eval's HFLM around a model already in memory, on the model's device; an LM served by vLLM as it is."""
+    if is_served(model):
+        return model
     device = next(model.parameters()).device
     return _quiet_hflm()(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=str(device),
                          max_length=tokenizer.model_max_length)

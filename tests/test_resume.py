@@ -15,10 +15,11 @@ from bench.cli import app
 from bench.core.store import CACHE_ENV, cache_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-# Two lm-eval/evalplus tasks, a trained method, a reusing one and trans_peft: 4 modules, 6 evaluations.
+# Two lm-eval/evalplus tasks, a trained method, a reusing one and trans_peft: 4 modules, 8 evaluations (6 cells,
+# and trans_peft's module on the old base for its source score; direct_transfer's is finetune_old's own).
 GRID = ["--pair", "micro", "--set", "steps=4", "--set", "batch_size=4",
         "--methods", "finetune_old,direct_transfer,trans_peft", "--tasks", "tiny_arith,tiny_code"]
-N_MODULES, N_EVALS = 4, 6
+N_MODULES, N_EVALS = 4, 8
 
 
 def fresh_cache(path: Path, micro_pair) -> Path:

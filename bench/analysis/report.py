@@ -50,7 +50,48 @@ def leaderboard(results: dict, fmt: str = "github") -> str:
     note = (f"pair {results['pair']} | seeds {seeds} | {metrics} | scores x100 | "
             f"train s: training attributable to the method (direct_transfer reuses finetune_old's module) | "
             f"peak MB: {cells[0]['memory_kind'] if cells else ''} on {device}")
-    return tabulate(rows, headers, tablefmt=fmt, disable_numparse=True) + "\n" + note
+    text = tabulate(rows, headers, tablefmt=fmt, disable_numparse=True) + "\n" + note
+    retention = retention_rows(cells)
+    if retention:
+        headers, body = retention_table(retention)
+        table = tabulate(body, headers, tablefmt=fmt, disable_numparse=True)
+        text += f"\n\n{table}\n{RETENTION_NOTE}"
+    return text
+
+
+# --- retention: "never learned" (a low source score) apart from "did not transfer" (a low retention) ---------
+
+RETENTION_NOTE = ("source: the same module as a plain adapter on the base it trained on (PortLLM before its patch, "
+                  "Trans-PEFT without masking); retention = score / source (means over seeds); "
+                  "- where the source is 0: the module never learned the task")
+
+
+def retention_rows(cells: list[dict]) -> list[dict]:
+    """Per (method, task) of the cells that landed on another base than they trained on (results of schema 1
+    record no source score and give no rows)."""
+    by = defaultdict(list)
+    for c in cells:
+        if c.get("source_score") is not None:
+            by[(c["method"], c["task"])].append(c)
+    methods = list(dict.fromkeys(c["method"] for c in cells))
+    tasks = list(dict.fromkeys(c["task"] for c in cells))
+    rows = []
+    for (method, task), mine in sorted(by.items(), key=lambda kv: (methods.index(kv[0][0]), tasks.index(kv[0][1]))):
+        source, source_sd = mean_sd([c["source_score"] for c in mine])
+        score, score_sd = mean_sd([c["score"] for c in mine])
+        rows.append({"method": method, "task": task, "trained_on": mine[0].get("trained_on", "?"),
+                     "evaluated_on": mine[0].get("evaluated_on", "?"), "seeds": len(mine),
+                     "source": source, "source_sd": source_sd, "score": score, "score_sd": score_sd,
+                     "retention": score / source if source > 0 else None})
+    return rows
+
+
+def retention_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    headers = ["method", "task", "trained -> on", "source", "score", "retention"]
+    body = [[r["method"], r["task"], f"{r['trained_on']} -> {r['evaluated_on']}", _score(r["source"], r["source_sd"]),
+             _score(r["score"], r["score_sd"]), "-" if r["retention"] is None else f"{100 * r['retention']:.0f}%"]
+            for r in rows]
+    return headers, body
 
 
 # --- `bench report`: the paper-style leaderboard with cost columns, statistics and plots, in five formats.
@@ -127,7 +168,7 @@ def pair_section(pair: str, cells: list[dict], n_modules: int) -> dict:
             "metrics": {t: next(c["metric"] for c in cells if c["task"] == t) for t in tasks},
             "unit": hours_unit(cells), "devices": sorted({c.get("device", "?") for c in cells}),
             "memory_kind": first.get("memory_kind", ""), "methods": rows, "grid_total": grid_total(cells),
-            "projection": projection(cells, n_modules), "paired_tests": tests}
+            "projection": projection(cells, n_modules), "paired_tests": tests, "retention": retention_rows(cells)}
 
 
 def build_report(loaded: list[tuple[str, dict]], n_modules: int = 10) -> dict:
@@ -201,13 +242,22 @@ def section_notes(section: dict, report: dict) -> list[str]:
         + ", ".join(f"{t}: {m}" for t, m in section["metrics"].items()) + " | scores x100",
         "gap to re-tune: avg minus finetune_new's avg on the same target base ('on'); "
         "- where the method is evaluated on another base",
+        *([RETENTION_NOTE] if section.get("retention") else []),
         f"{unit_note}; train {unit} counts only training attributable to the method (direct_transfer reuses "
         f"finetune_old's module); peak MB: {section['memory_kind']}; module MB: the trained module on disk; "
         "params: trainable; tokens: training tokens over all cells",
         f"grid total: {_hours(total['device_hours'])} {unit} ({total['wall_s']:.1f} s wall) over {total['cells']} "
         f"cells on {', '.join(section['devices'])}",
         f"environment: python {env.get('python', '?')}, {env.get('platform', '?')}; {packages or 'not recorded'}",
+        *([cpu_note(env["cpu"])] if env.get("cpu") else []),
     ]
+
+
+def cpu_note(cpu: dict) -> str:
+    """Rounding depends on the kernels the CPU's ISA selects: scores may differ on another CPU (README)."""
+    overrides = ", ".join(f"{k}={v}" for k, v in cpu.get("env", {}).items())
+    return (f"cpu: {cpu.get('model', '?')}; ISA {' '.join(cpu.get('isa', [])) or 'none recorded'}; torch kernels "
+            f"{cpu.get('torch_cpu_capability', '?')}" + (f"; {overrides}" if overrides else ""))
 
 
 def render(report: dict, fmt: str) -> str | bytes:
@@ -225,6 +275,9 @@ def render(report: dict, fmt: str) -> str | bytes:
 
 def _tables(section: dict, report: dict):
     yield "Leaderboard", leaderboard_table(section)
+    if section.get("retention"):
+        yield "Retention: the module on the base it trained on (source) and after transfer", \
+            retention_table(section["retention"])
     yield (f"Projected cost of keeping {report['modules']} modules current (re-tuning vs transfer)",
            projection_table(section, report["modules"]))
     yield "Paired t-tests over tasks and seeds", tests_table(section)
@@ -262,16 +315,21 @@ def render_csv(report: dict) -> str:
     tasks = list(dict.fromkeys(t for s in report["sections"] for t in s["tasks"]))
     cost_keys = ["train_device_hours", "eval_device_hours", "train_wall_s", "eval_wall_s", "land_wall_s",
                  "peak_mem_mb", "peak_reserved_mb", "module_mb", "trainable_params", "train_tokens"]
-    writer.writerow(["pair", "method", "evaluated_on", *[f"{t}{k}" for t in tasks for k in ("", "_sd")],
+    writer.writerow(["pair", "method", "evaluated_on",
+                     *[f"{t}{k}" for t in tasks for k in ("", "_sd", "_source", "_retention")],
                      "avg", "avg_sd", "gap_to_retune", "device_hours_unit", *cost_keys,
                      f"per_update_device_hours_{report['modules']}_modules"])
     for section in report["sections"]:
         per_update = {r["method"]: r["per_update_device_hours"] for r in section["projection"]}
+        retention = {(r["method"], r["task"]): r for r in section.get("retention", [])}
         for r in section["methods"]:
             scores = []
             for t in tasks:
                 s = r["scores"].get(t)
                 scores += ["", ""] if s is None else [s["mean"], "" if s["sd"] is None else s["sd"]]
+                kept = retention.get((r["method"], t))
+                scores += ["", ""] if kept is None else [kept["source"], "" if kept["retention"] is None
+                                                         else kept["retention"]]
             writer.writerow([section["pair"], r["method"], r["evaluated_on"], *scores, r["avg"],
                              "" if r["avg_sd"] is None else r["avg_sd"],
                              "" if r["gap_to_retune"] is None else r["gap_to_retune"], section["unit"],

@@ -7,6 +7,7 @@ Device-hours (bench/costs.py) are wall x devices_used: GPUs on CUDA, torch's thr
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 from contextlib import contextmanager
@@ -36,8 +37,11 @@ def device_name() -> str:
 
 
 def devices_used() -> int:
-    # The protocol places a model on one device (torch.device("cuda") or the CPU's torch threads).
-    return 1 if torch.cuda.is_available() else torch.get_num_threads()
+    # The protocol places a model on one device per process (torch.device("cuda") or the CPU's torch threads);
+    # a --nproc run holds every process's device for the whole phase (the others wait while rank 0 evaluates).
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    processes = torch.distributed.get_world_size() if distributed else 1
+    return (1 if torch.cuda.is_available() else torch.get_num_threads()) * processes
 
 
 def _reset_cpu_peak() -> bool:
@@ -86,6 +90,34 @@ def module_size_mb(module_dir: Path) -> float:
     return sum(f.stat().st_size for f in Path(module_dir).rglob("*") if f.is_file()) / 2**20
 
 
+# ISA extensions that change which kernels torch/oneDNN/MKL pick, and so the rounding of every matmul.
+ISA_FLAGS = ("avx", "avx2", "fma", "avx_vnni", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_tile",
+             "amx_bf16", "amx_int8")
+# Variables that select those kernels: the same machine under other values is numerically another machine.
+ISA_ENV = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA",
+           "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def cpu_info() -> dict:
+    """The CPU model and ISA flags (Linux /proc/cpuinfo), torch's chosen CPU kernel level, and the variables
+    that override it: what explains a difference between two machines' results."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+            if flags and model:
+                break
+    except OSError:
+        pass
+    capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "?")()
+    return {"model": model, "isa": [f for f in ISA_FLAGS if f in flags], "torch_cpu_capability": capability,
+            "env": {k: os.environ[k] for k in ISA_ENV if k in os.environ}}
+
+
 def environment() -> dict:
     """Where a results file was measured: kept in the costs file, shown under every leaderboard."""
     versions = {}
@@ -95,4 +127,4 @@ def environment() -> dict:
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return {"device": device_name(), "python": platform.python_version(), "platform": platform.platform(),
-            "packages": versions}
+            "cpu": cpu_info(), "packages": versions}

@@ -3,7 +3,7 @@
 Where each value comes from, each layer overriding the one before (docs/FIDELITY.md, "The rule"):
   1. the Recipe defaults below;
   2. the method class's default_recipe (its own knobs: PortLLM rank 8 on all linears, constant 4e-4);
-  3. the task's suite: the suite YAML's `recipe`, then its `methods.<name>` section (tasks/recipes.py);
+  3. the task's suite: the suite YAML's `recipe`, then its `methods.<name>` section (tasks/suites.py);
   4. the pair's rescaling for its model size (tiny pairs: Pair.recipe_scale);
   5. the user's --set / --config.
 """

@@ -11,8 +11,7 @@ from bench.core.accounting import environment
 from bench.core.errors import BenchError
 from bench.core.store import file_lock, one_line, read_json, write_json_atomic
 
-# 2: cells record their resolved recipe. Files without a schema_version (version 1) are read the same way.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 2  # 2: cells carry source_score and their resolved recipe (files without one are 1 and still load)
 COST_FIELDS = ("train_wall_s", "eval_wall_s", "peak_mem_mb", "memory_kind", "device",
                "device_count", "peak_reserved_mb", "land_wall_s", "module_mb")
 
@@ -126,6 +125,7 @@ def load_results(path: Path) -> dict:
     blank = {"train_wall_s": 0.0, "eval_wall_s": 0.0, "peak_mem_mb": 0.0, "memory_kind": "", "device": "?",
              "device_count": 1, "peak_reserved_mb": 0.0, "land_wall_s": 0.0, "module_mb": 0.0}
     for cell in results["cells"]:
+        cell.setdefault("source_score", None)  # schema 1 files: no retention recorded
         cost = costs.get((cell["method"], cell["task"], cell["seed"]), blank)
         cell.update({k: cost.get(k, blank[k]) for k in COST_FIELDS})  # older costs files lack newer fields
     return results

@@ -44,7 +44,8 @@ from pathlib import Path
 from bench.core.errors import BenchError
 
 CACHE_ENV = "PEFT_TRANSFER_BENCH_CACHE"
-CODE_VERSION = "3"  # bump when a change invalidates cached artifacts (3: task data hash in module keys)
+CODE_VERSION = "4"  # bump when a change invalidates cached artifacts (3: task data hash in module keys; 4: Trans-PEFT
+# draws its FFN dropping by (seed, step))
 MANIFEST = "manifest.json"
 VERIFY_ENV = "PEFT_TRANSFER_BENCH_VERIFY"  # auto (default) | full | sizes
 VERIFY_HASH_LIMIT = 1 << 30  # auto: entries up to 1 GiB are hashed on reuse (about a second); larger ones sized

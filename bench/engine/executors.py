@@ -1,20 +1,130 @@
 """Where the grid's jobs run. The protocol hands an executor a module-level function and a list of picklable
-jobs; the local executor runs them in order in this process, with a progress bar."""
+jobs; the local executor runs them in order in this process, with a progress bar; the Ray executor runs each
+distinct training and each evaluation as a Ray task, on any machine of a Ray cluster.
+
+Both take `needs(job) -> (key, fn, args)`, the training a job lands (trained once per key), and `gpus`, what
+each task asks for. Locally the job trains what it needs itself, in order. On Ray a training is a task of its
+own and the evaluations that land it wait for it; workers share the content-addressed store
+($PEFT_TRANSFER_BENCH_CACHE on a shared file system), whose per-key locks keep concurrent builders apart.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from collections.abc import Callable, Sequence
 
+from bench.core.errors import BenchError
 from bench.core.progress import progress_bar
+
+EXECUTORS = ("local", "ray")
+# What a worker must see as the driver does: where the store, mirrors and models are, offline, quiet.
+FORWARDED_ENV = ("PEFT_TRANSFER_BENCH_", "BENCH_", "HF_", "TRANSFORMERS_", "TQDM_DISABLE")
+RAY_MISSING = "--executor ray needs Ray: pip install 'peft-transfer-bench[scale]'"
+RETRIES = 3  # a task whose worker died (killed, node lost) runs again; it resumes from what the store holds
 
 
 class LocalExecutor:
     name = "local"
 
-    def map(self, fn: Callable, jobs: Sequence[tuple], description: str, label: Callable[[tuple], str] = str) -> list:
+    def map(self, fn: Callable, jobs: Sequence[tuple], description: str, label: Callable[[tuple], str] = str,
+            needs: Callable | None = None, gpus: int = 0) -> list:
         results = []
         with progress_bar(description, len(jobs)) as advance:
             for job in jobs:
                 results.append(fn(*job))
                 advance(done=label(job))
         return results
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+
+def _remote_call(env: dict, fn: Callable, args: tuple, *after):
+    """What a Ray task runs: `fn(*args)` in the driver's environment; `after` are finished prerequisites."""
+    os.environ.update(env)
+    return fn(*args)
+
+
+class RayExecutor:
+    """Each job, and each distinct training the jobs need, as a Ray task (`--executor ray`)."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None):
+        try:
+            import ray
+        except ImportError:
+            raise BenchError(RAY_MISSING) from None
+        self.ray = ray
+        self.started = not ray.is_initialized()  # a test (or a notebook) may have started Ray already
+        if self.started:
+            import logging
+
+            # address None starts a Ray on this machine; "auto" or host:port joins a cluster (`ray start`).
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+        self.cluster_gpus = int(ray.cluster_resources().get("GPU", 0))
+        # A GPU task gets a fresh worker (max_calls=1): its GPU memory is released and its CUDA device set anew.
+        self.remote = {0: ray.remote(_remote_call), 1: ray.remote(max_calls=1)(_remote_call)}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.started:
+            self.ray.shutdown()
+
+    def map(self, fn: Callable, jobs: Sequence[tuple], description: str, label: Callable[[tuple], str] = str,
+            needs: Callable | None = None, gpus: int = 0) -> list:
+        ray = self.ray
+        gpus = gpus if self.cluster_gpus else 0  # a CPU-only cluster runs everything on CPU, as local would
+        task = self.remote[min(gpus, 1)].options(num_gpus=gpus, max_retries=RETRIES, retry_exceptions=False)
+        env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV)} | {"BENCH_PROGRESS": "0"}
+        trainings: dict[str, object] = {}
+        refs = []
+        for job in jobs:
+            after = []
+            if needs is not None:
+                key, train, args = needs(job)
+                if key not in trainings:
+                    trainings[key] = task.remote(env, train, args)
+                after = [trainings[key]]
+            refs.append(task.remote(env, fn, job, *after))
+        pending, labels = list(refs), {ref: label(job) for ref, job in zip(refs, jobs)}
+        try:
+            with progress_bar(description, len(jobs)) as advance:
+                while pending:
+                    done, pending = ray.wait(pending, num_returns=1)
+                    self._get(done[0])  # an error stops the grid now, not after every other cell
+                    advance(done=labels[done[0]])
+        except BaseException:  # (Ctrl-C too) a cluster outlives this driver: take its tasks back
+            for ref in pending + list(trainings.values()):
+                ray.cancel(ref, force=True)
+            raise
+        return [self._get(ref) for ref in refs]
+
+    def _get(self, ref):
+        try:
+            return self.ray.get(ref)
+        except self.ray.exceptions.RayTaskError as error:
+            if isinstance(error.cause, BenchError):  # bad input found on a worker: the same one line as locally
+                raise error.cause from None
+            raise
+
+
+def check_executor(name: str, address: str | None = None) -> None:
+    """Bad --executor / --ray-address, before anything starts."""
+    if name not in EXECUTORS:
+        raise BenchError(f"--executor must be {' or '.join(EXECUTORS)}, not {name!r}")
+    if address is not None and name != "ray":
+        raise BenchError("--ray-address is for --executor ray")
+    if name == "ray" and importlib.util.find_spec("ray") is None:
+        raise BenchError(RAY_MISSING)
+
+
+def make_executor(name: str, address: str | None = None):
+    check_executor(name, address)
+    return RayExecutor(address) if name == "ray" else LocalExecutor()

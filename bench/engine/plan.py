@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 from bench.core.recipe import Recipe
-from bench.engine.protocol import build_method, module_key, module_source
+from bench.engine.protocol import build_method, job_gpus, module_key, module_source
 
 FIG7_GPU_HOURS = (14.0, 24.0)      # A800 GPU-hours per commonsense fine-tune of a 7B model
 FIG7_EXAMPLES = 170_420 * 3        # Commonsense170K x 3 epochs
@@ -41,7 +41,7 @@ def plan(methods: list[str], pair, tasks: list, seeds: list[int], overrides: dic
     examples = sum(t["examples"] for t in trainings.values())
     low, high = (hours * scale * examples / FIG7_EXAMPLES for hours in FIG7_GPU_HOURS)
     return {"pair": pair.name, "params_b": pair.params_b, "trainings": list(trainings.values()),
-            "evaluations": evaluations, "gpu_hours": (low, high)}
+            "evaluations": evaluations, "gpu_hours": (low, high), "gpus_per_job": job_gpus(pair)}
 
 
 def planned_steps(method, task) -> int | None:
@@ -116,4 +116,7 @@ def describe_plan(p: dict) -> str:
         lines.append("estimated training cost: unknown (these tasks declare no training-set size)")
     else:
         lines.append("estimated training cost: CPU minutes (a tiny pair)")
+    gpus = p.get("gpus_per_job", 0)
+    lines.append(f"--executor ray: each training and evaluation is a task asking for {gpus} GPU"
+                 + ("" if gpus == 1 else "s (CPU work)"))
     return "\n".join(lines)

@@ -4,7 +4,9 @@ Every method goes through the same three steps, each cached in the store under a
   train_module(method, pair, task, seed)   the PEFT module, trained on method.trains_on's base (or reused,
                                            or warm-started from another method's module)
   land it on method.lands_on's base        (method.land: as an adapter, merged, or transformed)
-  evaluate_cell(...)                       the task's lm-eval / evalplus scorer
+  evaluate_cell(...)                       the task's lm-eval / evalplus scorer; a module that lands on
+                                           another base is also scored as a plain adapter on the base it
+                                           trained on (source_score: retention = score / source_score)
 """
 
 from __future__ import annotations
@@ -22,11 +24,14 @@ from bench.core.errors import BenchError
 from bench.core.recipe import layered, with_values
 from bench.core.store import Store, config_hash, one_line, read_artifact_json
 from bench.engine.executors import LocalExecutor
+from bench.models import distributed
 from bench.models.loading import device, load_model
+from bench.models.peft_types import load_module
 from bench.models.training import count_trainable, supervised_batches, train_loop
 from bench.pairs.base import Pair
 from bench.pairs.compat import check_pair
 from methods import METHODS, Method, MethodContext
+from tasks import vllm_backend
 from tasks.base import Task
 
 STORE = Store()
@@ -61,6 +66,9 @@ class Cell:
     peak_reserved_mb: float = 0.0  # CUDA max_memory_reserved; 0 on CPU
     land_wall_s: float = 0.0     # putting the module on the target base (PortLLM: the merge), inside eval_wall_s
     module_mb: float = 0.0       # the trained module's size on disk
+    # Retention: the same module's score on the base it trained on, for cells that land on another base
+    # (None where the module is scored on its own training base: score is then that score).
+    source_score: float | None = None
     # The resolved recipe the module trained with (direct_transfer: finetune_old's), and what the loop made of
     # it: trained_steps, trained_lr (x the task's lr_scale), trained_warmup_steps.
     recipe: dict = field(default_factory=dict)
@@ -118,6 +126,8 @@ def module_key(method: Method, pair: Pair, task: Task, seed: int, overrides: dic
     if method.starts_from:  # a warm start names the module it starts from
         start = build_method(method.starts_from, overrides, pair, task)
         key["starts_from"] = module_key(start, pair, task, seed, overrides)
+    if distributed.world_size() > 1:  # same global batches, other random draws (dropout, masks) and float order
+        key["processes"] = distributed.world_size()
     return config_hash(key)  # tasks that share a training set (commonsense-8) share one module
 
 
@@ -158,10 +168,13 @@ def train_module(method: Method, pair: Pair, task: Task, seed: int, overrides: d
     if method.starts_from:
         ctx.module_of(method.starts_from)  # the module it starts from exists before this one's lock is taken
 
-    def build(out: Path):
+    def build(out: Path | None):  # None: another rank of a data-parallel training (it trains; rank 0 stores)
+        vllm_backend.release()  # a vLLM engine kept from the last evaluation gives the GPU back
         base, tokenizer = load_base(pair, method.trains_on)
         torch.manual_seed(seed)
         model = method.start(base, ctx)  # a fresh LoRA / DoRA / adapter, or another method's module (warm start)
+        if distributed.collective():  # the same initial module everywhere, each rank its own dropout and masks
+            torch.manual_seed(seed * 1000 + distributed.rank())
         recipe = method.recipe
         examples = encode_examples(tokenizer, task.train_examples(pair, method.trains_on), recipe.max_length)
         if len(examples) < recipe.batch_size:
@@ -175,7 +188,10 @@ def train_module(method: Method, pair: Pair, task: Task, seed: int, overrides: d
         batches = ({k: v.to(device()) for k, v in b.items()} for b in batches)
         with measure() as cost, method.during_training(model, ctx):
             stats = train_loop(model, batches, steps, lr, recipe.schedule, warmup_steps, recipe.min_lr_rate,
-                               description=f"training {method.name} on {task.name}")
+                               description=f"training {method.name} on {task.name}",
+                               data_parallel=distributed.collective())
+        if out is None:
+            return
         method.save_module(model, out)
         meta = {"method": method.name, "task": task.name, "seed": seed, "trained_on": method.trains_on,
                 "base": pair.version_id(method.trains_on), "recipe": dataclasses.asdict(method.recipe),
@@ -183,37 +199,135 @@ def train_module(method: Method, pair: Pair, task: Task, seed: int, overrides: d
                 "trainable_params": count_trainable(model), **stats, "cost": dataclasses.asdict(cost)}
         (out / "module.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
 
-    path = STORE.get("modules", key, build)
+    path = stored("modules", key, build, together=True)
     meta = read_artifact_json(path / "module.json")
     check_module(path, meta, pair.version_id(method.trains_on))
     return path, meta
 
 
-def evaluate_cell(method: Method, pair: Pair, task: Task, seed: int, limit: int | None,
-                  overrides: dict | None) -> Cell:
-    source = module_source(method, overrides, pair, task)
-    module_dir, meta = train_module(source, pair, task, seed, overrides)
-    ctx = context(method, pair, task, seed, overrides)
-    target = pair.version_id(method.lands_on)
-    eval_key = config_hash({"module": module_dir.name, "land": method.name, "target": target,
-                            "task": task.name, "limit": limit})
+def stored(kind: str, key: str, build, together: bool = False) -> Path:
+    """STORE.get, in one process or in all processes of a data-parallel run. There rank 0 alone writes the store:
+    if it has to build, the others run build(None) beside it when `together` (a training they take part in),
+    or wait at a barrier (an evaluation); then all read the entry."""
+    if not distributed.collective():
+        return STORE.get(kind, key, build)
+    if not distributed.is_main():
+        if distributed.broadcast_flag() and together:
+            build(None)
+        distributed.barrier()
+        return STORE.root / kind / key
+    building = False
+
+    def tell_then_build(out: Path):
+        nonlocal building
+        building = True
+        distributed.broadcast_flag(True)
+        if together:
+            build(out)
+        else:
+            with distributed.alone():  # nothing inside may wait for the others: they are at the barrier
+                build(out)
+
+    path = STORE.get(kind, key, tell_then_build)
+    if not building:
+        distributed.broadcast_flag(False)
+    distributed.barrier()
+    return path
+
+
+def landed(method: Method, module_dir: Path, base, ctx: MethodContext):
+    """method.land, with a module that does not fit the base as one line."""
+    try:
+        return method.land(module_dir, base, ctx)
+    except (RuntimeError, ValueError, KeyError) as error:  # e.g. shape mismatch: another architecture
+        raise BenchError(f"module {module_dir} does not fit the {method.lands_on} base of {ctx.pair.name!r}: "
+                         f"{one_line(error)}") from None
+
+
+def served(method: Method, module_dir: Path, ctx: MethodContext):
+    """The landed module as vLLM serves it (--eval-backend vllm): a LoRA landed unchanged is served beside its
+    base (enable_lora, max_lora_rank = its rank); anything else (DoRA, PortLLM's patch, a method with its own
+    land) is landed once with HF, merged into plain weights, stored, and served as a model of its own."""
+    pair, version = ctx.pair, method.lands_on
+    config_file = module_dir / "adapter_config.json"
+    config = read_artifact_json(config_file) if config_file.exists() else {}
+    if type(method).land is Method.land and config.get("peft_type") == "LORA" and not config.get("use_dora"):
+        return vllm_backend.serve(pair.base_dir(version), pair.dtype, pair.trust_remote_code, lora=module_dir,
+                                  rank=config["r"])
+
+    def merge(out: Path):
+        base, tokenizer = load_base(pair, version)
+        model = landed(method, module_dir, base, ctx)
+        if hasattr(model, "merge_and_unload"):  # landed as a PEFT module (DoRA)
+            model = model.merge_and_unload()
+        if any(hasattr(m, "bottleneck_adapter") for m in model.modules()):
+            raise BenchError(f"{method.name} lands bottleneck adapters, extra sub-layers that no merge into the "
+                             "base's weights expresses and vLLM cannot serve; use --eval-backend hf")
+        model.save_pretrained(out, safe_serialization=True)
+        tokenizer.save_pretrained(out)
+        del model, base
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()  # the memory is vLLM's next
+
+    key = config_hash({"module": module_dir.name, "land": method.name, "target": pair.version_id(version)})
+    return vllm_backend.serve(stored("merged", key, merge), pair.dtype, pair.trust_remote_code)
+
+
+def evaluate_landed(pair: Pair, task: Task, module_dir: Path, version: str, landing: str, land, limit: int | None,
+                    backend: str = "hf", serve=None) -> dict:
+    """Score `module_dir` landed on `version` by land(base) -> model (or, on the vllm backend, serve() -> an lm-eval
+    LM); cached under (module, landing, base, task).
+
+    landing names how the module lands: "adapter" for a plain PEFT module (one key for every method that
+    lands that way, so finetune_old's evaluation is also direct_transfer's source evaluation), else the method.
+    """
+    eval_key = config_hash({"module": module_dir.name, "land": landing, "target": pair.version_id(version),
+                            "task": task.name, "limit": limit} | ({"backend": backend} if backend != "hf" else {}))
 
     def build(out: Path):
-        base, tokenizer = load_base(pair, method.lands_on)
+        base, tokenizer = load_base(pair, version) if backend == "hf" else (None, None)
         with measure() as cost:
             land_start = time.perf_counter()
-            try:
-                model = method.land(module_dir, base, ctx)
-            except (RuntimeError, ValueError, KeyError) as error:  # e.g. shape mismatch: another architecture
-                raise BenchError(f"module {module_dir} does not fit the {method.lands_on} base of {pair.name!r}: "
-                                 f"{one_line(error)}") from None
+            if backend == "hf":
+                try:
+                    model = land(base)
+                except (RuntimeError, ValueError, KeyError) as error:  # e.g. shape mismatch: another architecture
+                    raise BenchError(f"module {module_dir} does not fit the {version} base of {pair.name!r}: "
+                                     f"{one_line(error)}") from None
+            else:  # an lm-eval LM served by vLLM; the tasks score it as they score an in-memory model
+                model = serve()
+                tokenizer = model.tokenizer
             land_wall_s = time.perf_counter() - land_start
-            score = task.evaluate(model, tokenizer, pair, method.lands_on, limit=limit)
+            score = task.evaluate(model, tokenizer, pair, version, limit=limit)
         (out / "eval.json").write_text(json.dumps({"score": dataclasses.asdict(score),
                                                    "cost": dataclasses.asdict(cost), "land_wall_s": land_wall_s},
                                                   sort_keys=True))
 
-    result = read_artifact_json(STORE.get("evals", eval_key, build) / "eval.json")
+    return read_artifact_json(stored("evals", eval_key, build) / "eval.json")
+
+
+def landing_name(method: Method) -> str:
+    return "adapter" if type(method).land is Method.land else method.name
+
+
+def source_evaluation(source: Method, pair: Pair, task: Task, module_dir: Path, limit: int | None) -> dict:
+    """The module as a plain adapter on the base it trained on (PortLLM before the patch, Trans-PEFT without
+    masking, which only ever acts in training): what it learned, before any transfer."""
+    return evaluate_landed(pair, task, module_dir, source.trains_on, "adapter",
+                           lambda base: load_module(base, module_dir, source.recipe), limit)
+
+
+def evaluate_cell(method: Method, pair: Pair, task: Task, seed: int, limit: int | None,
+                  overrides: dict | None, backend: str = "hf") -> Cell:
+    source = module_source(method, overrides, pair, task)
+    module_dir, meta = train_module(source, pair, task, seed, overrides)
+    ctx = context(method, pair, task, seed, overrides)
+    result = evaluate_landed(pair, task, module_dir, method.lands_on, landing_name(method),
+                             lambda base: method.land(module_dir, base, ctx), limit, backend,
+                             lambda: served(method, module_dir, ctx))
+    # Retention: a module that lands on another base than it trained on is also scored where it trained.
+    transferred = source.trains_on != method.lands_on
+    source_score = source_evaluation(source, pair, task, module_dir, limit)["score"]["score"] if transferred else None
     score, eval_cost, train_cost = result["score"], result["cost"], meta["cost"]
     trained_here = source is method
     return Cell(
@@ -232,9 +346,22 @@ def evaluate_cell(method: Method, pair: Pair, task: Task, seed: int, limit: int 
         peak_reserved_mb=max(train_cost.get("peak_reserved_mb", 0.0) if trained_here else 0.0,
                              eval_cost.get("peak_reserved_mb", 0.0)),
         land_wall_s=result.get("land_wall_s", 0.0), module_mb=module_size_mb(module_dir),
+        source_score=source_score,
         recipe=meta["recipe"] | {"trained_steps": meta["steps"], "trained_lr": meta["lr"],
                                  "trained_warmup_steps": meta.get("warmup_steps", 0)},
     )
+
+
+def job_gpus(pair: Pair) -> int:
+    """GPUs one training or evaluation of `pair` asks a cluster for: none for tiny pairs (CPU work), else one."""
+    return 0 if pair.world() is not None else 1
+
+
+def training_of(job: tuple) -> tuple[str, object, tuple]:
+    """(module key, train_module, its arguments): the training an evaluate_cell job lands (executors' `needs`)."""
+    method, pair, task, seed, _, overrides, _ = job
+    source = module_source(method, overrides, pair, task)
+    return module_key(source, pair, task, seed, overrides), train_module, (source, pair, task, seed, overrides)
 
 
 def check_targets(methods: list[Method], tensor_names, base: str) -> None:
@@ -251,14 +378,19 @@ def check_targets(methods: list[Method], tensor_names, base: str) -> None:
 
 
 def run_grid(methods: list[str], pair: Pair, tasks: list[Task], seeds: list[int], overrides: dict | None = None,
-             limit: int | None = None, executor=None) -> list[Cell]:
-    # Every recipe (one per method and task: suites differ) is checked before any training.
-    built = {(m, task.name): build_method(m, overrides, pair, task) for task in tasks for m in methods}
-    check_pair(pair)  # shapes from headers only: an incompatible pair fails before anything trains
-    trained = list(built.values()) + [build_method(name, overrides, pair, task) for task in tasks for m in methods
-                                      for name in (built[m, task.name].reuses, built[m, task.name].starts_from) if name]
+             limit: int | None = None, executor=None, eval_backend: str = "hf",
+             task_overrides: dict[str, dict] | None = None) -> list[Cell]:
+    """task_overrides: {task: {"METHOD.option": value}} (tuned recipes), layered under `overrides` (the user's).
+    Every recipe (one per method and task: suites differ) is checked before any training."""
+    per_task = {t.name: {**(task_overrides or {}).get(t.name, {}), **(overrides or {})} for t in tasks}
+    built = {(m, t.name): build_method(m, per_task[t.name], pair, t) for m in methods for t in tasks}
+    with distributed.main_first():  # under --nproc, rank 0 builds the pair's bases; the others then read them
+        check_pair(pair)  # shapes from headers only: an incompatible pair fails before anything trains
+    trained = list(built.values()) + [build_method(name, per_task[t.name], pair, t) for t in tasks for m in methods
+                                      for name in (built[m, t.name].reuses, built[m, t.name].starts_from) if name]
     check_targets(trained, pair.architecture("old")[1], f"{pair.name}'s old base")
-    jobs = [(built[m, task.name], pair, task, seed, limit, overrides)
+    jobs = [(built[(m, task.name)], pair, task, seed, limit, per_task[task.name], eval_backend)
             for seed in seeds for task in tasks for m in methods]
     return (executor or LocalExecutor()).map(evaluate_cell, jobs, f"{pair.name}: cells",
-                                             label=lambda job: f"{job[0].name}/{job[2].name}/seed{job[3]}")
+                                             label=lambda job: f"{job[0].name}/{job[2].name}/seed{job[3]}",
+                                             needs=training_of, gpus=job_gpus(pair))

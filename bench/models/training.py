@@ -15,6 +15,7 @@ from transformers import get_scheduler
 
 from bench.core.errors import BenchError
 from bench.core.progress import progress_bar
+from bench.models.distributed import sharded_backward
 from bench.models.ffn import sublayer_of
 
 
@@ -56,9 +57,11 @@ def train_loop(
     warmup_steps: int = 0,
     min_lr_rate: float = 0.0,
     description: str = "training",
+    data_parallel: bool = False,
 ) -> dict[str, float]:
     """Train the parameters of `model` that require grad; returns loss and token counts. `schedule` is a
-    transformers get_scheduler name; `min_lr_rate` is cosine_with_min_lr's floor."""
+    transformers get_scheduler name; `min_lr_rate` is cosine_with_min_lr's floor. data_parallel: every
+    process of a `--nproc` run calls this with the same global batches, and each trains on its shard."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)  # no decay: rare embeddings must not drift
     scheduler = lr_scheduler(optimizer, schedule, steps, warmup_steps, min_lr_rate)
@@ -67,8 +70,11 @@ def train_loop(
     with progress_bar(description, steps) as advance:
         for _ in range(steps):
             batch = next(batches)
-            loss = model(**batch).loss
-            loss.backward()
+            if data_parallel:
+                loss = sharded_backward(model, batch, params)
+            else:
+                loss = model(**batch).loss
+                loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
             scheduler.step()

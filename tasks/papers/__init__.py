@@ -26,7 +26,7 @@ from bench.core.store import config_hash
 from tasks.base import TASKS, Task, TaskScore
 from tasks.generation import greedy_complete
 from tasks.lmeval import in_memory_lm, run_lmeval, score_task
-from tasks.recipes import load_suite
+from tasks.suites import load_suite
 from tasks.tiny import score_solutions
 
 HERE = Path(__file__).parent

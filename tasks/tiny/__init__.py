@@ -6,6 +6,7 @@ for scoring, written as jsonl under the cache dir and read by lm-eval's `json` l
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 from pathlib import Path
@@ -22,6 +23,33 @@ from tasks.lmeval import run_lmeval
 
 HERE = Path(__file__).parent
 WORLD_VERSION = {"old": 0, "new": 1}
+VALIDATION_FRACTION = 0.2  # of the training items, carved out for `bench tune` (test items are never touched)
+
+
+def carve(items: list, label: str, world: World) -> tuple[list, list]:
+    """(rest, validation): a deterministic VALIDATION_FRACTION of `items` (of the training split only)."""
+    chosen = set(random.Random(f"{world.spec.seed}-validation-{label}").sample(
+        range(len(items)), max(1, int(len(items) * VALIDATION_FRACTION))))
+    return [x for i, x in enumerate(items) if i not in chosen], [x for i, x in enumerate(items) if i in chosen]
+
+
+class TinyTask(Task):
+    """split "test": train on the training split, score on the test split (held-out items). split "validation"
+    (bench tune): train on the training split minus a carved part, score on that part."""
+
+    split = "test"
+
+    def validation_task(self) -> Task:
+        tuned = copy.copy(self)
+        tuned.split = "validation"
+        return tuned
+
+    def items(self, world: World, train_items: list, test_items: list, which: str) -> list:
+        """The items to train on (which="train") or to score (which="eval") for this task's split."""
+        if self.split == "test":
+            return train_items if which == "train" else test_items
+        rest, validation = carve(train_items, self.name, world)
+        return rest if which == "train" else validation
 
 
 def _world(pair) -> World:
@@ -31,7 +59,7 @@ def _world(pair) -> World:
     return world
 
 
-class TinyLmEvalTask(Task):
+class TinyLmEvalTask(TinyTask):
     """A tiny-world task scored by lm-eval from a YAML in this folder plus generated jsonl."""
 
     suite = "tiny"  # tasks/tiny/recipe.yaml
@@ -42,7 +70,8 @@ class TinyLmEvalTask(Task):
     def data_file(self, pair, version: str) -> Path:
         world = _world(pair)
         v = WORLD_VERSION[version]
-        key = f"{self.name}-v{v}-{config_hash(world.spec.__dict__)}"
+        split = "" if self.split == "test" else f"-{self.split}"  # (test data keep their original key)
+        key = f"{self.name}-v{v}-{config_hash(world.spec.__dict__)}{split}"
 
         def build(out: Path):
             docs = self.test_docs(world, v)
@@ -60,6 +89,17 @@ class TinyLmEvalTask(Task):
 
     def evaluate(self, model, tokenizer, pair, version, limit=None) -> TaskScore:
         return run_lmeval(model, tokenizer, self.lmeval_config(pair, version), limit=limit)
+
+    def export_lmeval(self, pair, version: str, out: Path, tag: str) -> str:
+        """<name>_<tag>.yaml and .jsonl under `out` for lm-eval's --include_path (data path relative to out's
+        parent, where the exported command runs); returns the task name."""
+        name = f"{self.name}_{tag}"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{name}.jsonl").write_bytes(self.data_file(pair, version).read_bytes())
+        config = self.lmeval_config(pair, version) | {"task": name}
+        config["dataset_kwargs"] = {"data_files": {"test": f"{out.name}/{name}.jsonl"}}
+        (out / f"{name}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        return name
 
 
 @TASKS.register("tiny_arith")
@@ -80,15 +120,18 @@ class TinyArith(TinyLmEvalTask):
     def _problem(self, world: World, i: int, a: int, b: int):
         return world.word_problem(world.names[i % world.spec.n_entities], a, b)
 
+    def _numbered(self, world: World, which: str) -> list[tuple[int, tuple[int, int]]]:
+        # Numbered before carving: a validation problem is word for word the training problem it was.
+        train, test = self._splits(world)
+        return self.items(world, list(enumerate(train)), list(enumerate(test)), which)
+
     def train_examples(self, pair, version):
         world = _world(pair)
-        train, _ = self._splits(world)
-        return [self._problem(world, i, a, b) for i, (a, b) in enumerate(train)]
+        return [self._problem(world, i, a, b) for i, (a, b) in self._numbered(world, "train")]
 
     def test_docs(self, world, version):
-        _, test = self._splits(world)
         docs = []
-        for i, (a, b) in enumerate(test):
+        for i, (a, b) in self._numbered(world, "eval"):
             question, answer = self._problem(world, i, a, b)
             docs.append({"question": question, "answer": answer, "target": str(a + b)})
         return docs
@@ -103,28 +146,34 @@ class TinyKnowledge(TinyLmEvalTask):
     # (finetune_old on held-out entities: 41 at lr 1e-2 vs 85 at 3e-3), so this task trains gentler.
     fixed_steps, lr_scale = 200, 0.3
 
-    def _questions(self, world: World, version: int, held_out: bool):
+    def _questions(self, world: World, version: int, which: str):
+        # Training entities are every entity not held out (version 1 adds new ones); validation carves from
+        # the version-0 ones, which both versions know.
+        trained = [n for n in world.names[: world.spec.n_entities] if n not in world.held_out_entities]
+        chosen = set(self.items(world, trained, sorted(world.held_out_entities), which))
+        if which == "train":
+            chosen |= set(world.names[world.spec.n_entities:])
         facts = world.facts(version)
         for name in world.entities(version):
-            if (name in world.held_out_entities) == held_out:
+            if name in chosen:
                 for attr in ATTRIBUTES:
                     yield name, attr, facts[(name, attr)]
 
     def train_examples(self, pair, version):
         world = _world(pair)
         v = WORLD_VERSION[version]
-        return [(world.knowledge_question(n, a)[0], f" {value}") for n, a, value in self._questions(world, v, False)]
+        return [(world.knowledge_question(n, a)[0], f" {value}") for n, a, value in self._questions(world, v, "train")]
 
     def test_docs(self, world, version):
         docs = []
-        for name, attr, value in self._questions(world, version, True):
+        for name, attr, value in self._questions(world, version, "eval"):
             question, choices = world.knowledge_question(name, attr)
             docs.append({"question": question, "choices": choices, "gold": choices.index(value)})
         return docs
 
 
 @TASKS.register("tiny_code")
-class TinyCode(Task):
+class TinyCode(TinyTask):
     """HumanEval-style function completion; generated by the harness, executed by evalplus (pass@1, plus tests)."""
 
     name, metric = "tiny_code", "pass@1"
@@ -132,15 +181,18 @@ class TinyCode(Task):
     suite = "tiny"
     fixed_steps = 50  # 21 functions: a few epochs' worth
 
+    def _functions(self, world: World, which: str) -> list[tuple[str, int]]:
+        trained = [f for f in world.code_functions if f not in world.held_out_code]
+        return self.items(world, trained, sorted(world.held_out_code), which)
+
     def train_examples(self, pair, version):
         world = _world(pair)
-        return [(world.code_signature(op, k), world.code_body(op, k))
-                for op, k in world.code_functions if (op, k) not in world.held_out_code]
+        return [(world.code_signature(op, k), world.code_body(op, k)) for op, k in self._functions(world, "train")]
 
     def problems(self, world: World) -> list[dict]:
-        """evalplus records (HumanEval+ format) for the held-out functions."""
+        """evalplus records (HumanEval+ format) for the held-out functions (validation split: the carved ones)."""
         records = []
-        for i, (op, k) in enumerate(sorted(world.held_out_code)):
+        for i, (op, k) in enumerate(self._functions(world, "eval")):
             records.append({
                 "task_id": f"TinyCode/{i}",
                 "prompt": world.code_signature(op, k),
@@ -152,6 +204,14 @@ class TinyCode(Task):
                 "contract": "",
             })
         return records
+
+    def export_problems(self, pair, out: Path, tag: str) -> Path:
+        """The problems as a HumanEval+ override file (evalplus' HUMANEVAL_OVERRIDE_PATH); the same for every
+        version (code tests do not depend on the world's facts)."""
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"{self.name}_{tag}.problems.jsonl"
+        path.write_text("".join(json.dumps(p) + "\n" for p in self.problems(_world(pair))))
+        return path.relative_to(out.parent)
 
     def evaluate(self, model, tokenizer, pair, version, limit=None) -> TaskScore:
         problems = self.problems(_world(pair))[:limit]

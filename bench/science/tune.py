@@ -1,0 +1,158 @@
+"""`bench tune`: a seeded Optuna TPE search over one method's recipe for one (pair, task).
+
+Each trial trains the method's module with the trial's recipe on the task's training data minus a validation
+split carved from it (tasks/tiny: a fixed 20% of the training items), and scores it as a plain adapter on that
+split, on the base the method trains on: the old base for every transfer method. The papers tune there, and a
+user carrying a module across an update cannot see the new base before transferring; finetune_new, the
+re-tuning reference, trains (and so is tuned) on the new base. Test data are never read.
+
+Fairness: every method searches lr and steps over the same ranges relative to its own default, plus its own
+knobs (Trans-PEFT p_c and p_i over the paper's grid; PortLLM rank, alpha = 2 x rank), with the same --trials.
+Trials go through the store like any training, so a rerun of the same search is free.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import os
+from pathlib import Path
+
+from bench.core.errors import BenchError
+from bench.engine.protocol import build_method, source_evaluation, train_module
+from methods import METHODS
+from tasks.recipes import read_recipe_file, write_recipe_file
+
+COMMON_KNOBS = ("lr", "steps")
+OWN_KNOBS = {"trans_peft": ("p_c", "p_i"), "portllm": ("rank",), "warm_retune": ("retune_fraction",)}
+LR_RANGE = (0.1, 3.0)       # x the method's default lr (after the pair's rescaling), log scale
+STEPS_RANGE = (0.25, 2.0)   # x the task's training budget, log scale
+RANKS = (4, 8, 16, 32)
+
+
+def knobs_of(method: str) -> tuple[str, ...]:
+    return COMMON_KNOBS + OWN_KNOBS.get(method, ())
+
+
+def check_tunable(method: str, knobs: list[str] | None) -> list[str]:
+    """The knobs to search (default: all of the method's); one-line errors for what cannot be tuned."""
+    cls = METHODS.get(method)
+    if cls.reuses:
+        raise BenchError(f"{method} trains no module of its own (it lands {cls.reuses}'s): tune {cls.reuses}")
+    allowed = knobs_of(method)
+    chosen = list(knobs) if knobs else list(allowed)
+    for knob in chosen:
+        if knob not in allowed:
+            raise BenchError(f"{method} has no tunable knob {knob!r} (knobs: {', '.join(allowed)})")
+    if not chosen:
+        raise BenchError("--knobs is empty")
+    return chosen
+
+
+def search_space(method, task, pair, knobs: list[str]) -> dict[str, tuple]:
+    """knob -> ("float", low, high, log) | ("int", low, high, log) | ("choice", values): what the trials draw."""
+    recipe = method.recipe
+    budget = method.train_steps(task.train_steps(len(task.train_examples(pair, method.trains_on)),
+                                                 recipe.batch_size))
+    space = {
+        "lr": ("float", recipe.lr * LR_RANGE[0], recipe.lr * LR_RANGE[1], True),
+        "steps": ("int", max(1, round(budget * STEPS_RANGE[0])), max(2, round(budget * STEPS_RANGE[1])), True),
+        "p_c": ("float", 0.0, 0.3, False),   # Trans-PEFT's grid {0.1, 0.2, 0.3}, and 0 (off)
+        "p_i": ("float", 0.0, 0.1, False),   # Trans-PEFT's grid {0.01, 0.05, 0.1}, and 0 (off)
+        "rank": ("choice", RANKS),
+        "retune_fraction": ("float", 0.05, 1.0, True),
+    }
+    return {k: space[k] for k in knobs}
+
+
+def suggest(trial, name: str, spec: tuple):
+    if spec[0] == "float":
+        return trial.suggest_float(name, spec[1], spec[2], log=spec[3])
+    if spec[0] == "int":
+        return trial.suggest_int(name, spec[1], spec[2], log=spec[3])
+    return trial.suggest_categorical(name, list(spec[1]))
+
+
+def method_overrides(method: str, overrides: dict) -> dict:
+    """The user's --set/--config values that apply to `method`, by option name (what a tuned recipe keeps)."""
+    fields = {f.name for f in dataclasses.fields(METHODS.get(method).recipe_class)}
+    mine = {}
+    for key, value in overrides.items():
+        scope, _, option = key.rpartition(".")
+        if scope in ("", method) and option in fields:
+            mine[option] = value
+    return mine
+
+
+def plain(value):
+    """Tuples as lists (YAML's safe dumper writes no tuples)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return [plain(v) for v in value] if isinstance(value, list | tuple) else value
+
+
+def tune(method: str, pair, task, trials: int, seed: int, knobs: list[str] | None = None,
+         overrides: dict | None = None) -> dict:
+    """Run the search; returns the best recipe, its validation score and one row per trial."""
+    import optuna
+
+    if trials <= 0:
+        raise BenchError(f"--trials must be a positive number of trials, got {trials}")
+    knobs = check_tunable(method, knobs)
+    validation = task.validation_task()  # one-line error for a task without a training split to carve
+    fixed = method_overrides(method, overrides or {})
+    base = build_method(method, {f"{method}.{k}": v for k, v in fixed.items()}, pair, task)
+    space = search_space(base, validation, pair, knobs)
+    rows = []
+
+    def objective(trial) -> float:
+        params = {name: suggest(trial, name, spec) for name, spec in space.items()}
+        if "rank" in params:
+            params["alpha"] = 2 * params["rank"]  # keep scaling alpha / rank at the recipe's 2
+        recipe = fixed | params
+        scoped = {f"{method}.{k}": v for k, v in recipe.items()}
+        built = build_method(method, scoped, pair, task)
+        module_dir, meta = train_module(built, pair, validation, seed, scoped)
+        score = source_evaluation(built, pair, validation, module_dir, None)["score"]
+        rows.append({"trial": trial.number, **params, "validation": score["score"], "n": score["n"],
+                     "train_wall_s": round(meta["cost"]["wall_s"], 1), "module": module_dir.name})
+        trial.set_user_attr("recipe", recipe)
+        return score["score"]
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    study.optimize(objective, n_trials=trials)
+    best = study.best_trial  # the first of equal best: deterministic
+    return {"method": method, "pair": pair.name, "task": task.name, "recipe": plain(best.user_attrs["recipe"]),
+            "validation": {"metric": task.metric, "score": best.value, "n": rows[best.number]["n"]},
+            "tuned_on": f"{base.trains_on} ({pair.version_id(base.trains_on)})",
+            "search": {"trials": trials, "sampler": f"optuna TPE, seed {seed}", "train_seed": seed,
+                       "space": {k: plain(v[1] if v[0] == "choice" else v[1:]) for k, v in space.items()},
+                       "fixed": plain(fixed)},
+            "trials": rows}
+
+
+def check_tuned_file(path: Path, pair: str, method: str) -> dict:
+    """The recipe file the search will update (its other tasks kept), checked readable and writable up front."""
+    existing = read_recipe_file(path) if path.exists() else {"pair": pair, "method": method, "tasks": {}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise BenchError(f"cannot write tuned recipes to {path}")
+    return existing
+
+
+def store_tuned(path: Path, existing: dict, found: dict, command: str) -> None:
+    """<method>.yaml gets the task's entry; <method>.<task>.trials.csv beside it holds every trial."""
+    task = found["task"]
+    table = path.with_name(f"{found['method']}.{task}.trials.csv")
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(dict.fromkeys(k for r in found["trials"] for k in r)),
+                            lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(found["trials"])
+    table.write_text(text.getvalue())
+    existing["tasks"][task] = {k: found[k] for k in ("recipe", "validation", "tuned_on", "search")} | {
+        "command": command, "trials_table": table.name}
+    write_recipe_file(path, existing, "# Written by `bench tune` (tasks/recipes/__init__.py); bench run applies "
+                                      "tasks.<task>.recipe under --set/--config.\n")

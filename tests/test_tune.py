@@ -1,0 +1,153 @@
+"""`bench tune`: seeded search on a validation split carved from training data; tuned recipes feed `bench run`."""
+
+import json
+import re
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from bench.cli import app
+from bench.core.store import Store
+from bench.pairs import PAIRS
+from tasks.base import TASKS
+
+runner = CliRunner()
+TINY_TASKS = ["tiny_arith", "tiny_knowledge", "tiny_code"]
+
+
+def items(task, pair, version):
+    """What a task trains on and what it scores, as comparable keys (prompts; code: task ids' prompts)."""
+    world = pair.world()
+    train = {prompt for prompt, _ in task.train_examples(pair, version)}
+    if hasattr(task, "test_docs"):
+        scored = {d["question"] for d in task.test_docs(world, {"old": 0, "new": 1}[version])}
+    else:
+        scored = {p["prompt"] for p in task.problems(world)}
+    return train, scored
+
+
+@pytest.mark.parametrize("pair_name", ["micro", "tiny"])
+@pytest.mark.parametrize("task_name", TINY_TASKS)
+def test_validation_is_carved_from_training_data_and_never_touches_test(pair_name, task_name):
+    pair = PAIRS.get(pair_name)  # worlds only: nothing is built
+    task = TASKS.get(task_name)()
+    for version in ("old", "new"):
+        train, test = items(task, pair, version)
+        tune_train, validation = items(task.validation_task(), pair, version)
+        assert validation and tune_train
+        assert not validation & test and not tune_train & test  # tuning never reads test data
+        assert not validation & tune_train                     # nor trains on what it scores
+        assert validation <= train and tune_train <= train     # both carved from the training split
+    assert task.split == "test"  # the task itself is unchanged
+    if task_name == "tiny_arith":  # the operands too: no test sum is validated on under another name
+        operands = lambda docs: {re.findall(r"\d+", d["question"])[0:2].__repr__() for d in docs}  # noqa: E731
+        world = pair.world()
+        assert not operands(task.test_docs(world, 0)) & operands(task.validation_task().test_docs(world, 0))
+
+
+def tune(tmp_path, *args):
+    return runner.invoke(app, ["tune", "--pair", "micro", "--out", str(tmp_path / "tuned"), *args])
+
+
+FAST = ["--set", "steps=4", "--set", "batch_size=4"]
+
+
+def test_tune_writes_a_recipe_and_trial_table_that_bench_run_uses(micro_pair, tmp_path):
+    result = tune(tmp_path, "--method", "trans_peft", "--task", "tiny_knowledge", "--trials", "2", "--seed", "3",
+                  "--knobs", "lr,p_c", *FAST)
+    assert result.exit_code == 0, result.output
+    recipe_path = tmp_path / "tuned" / "micro" / "trans_peft.yaml"
+    tuned = yaml.safe_load(recipe_path.read_text())
+    entry = tuned["tasks"]["tiny_knowledge"]
+    assert tuned["pair"] == "micro" and tuned["method"] == "trans_peft"
+    assert set(entry["recipe"]) == {"lr", "p_c", "steps", "batch_size"}  # the knobs, and the values held fixed
+    assert entry["search"]["trials"] == 2 and entry["tuned_on"].startswith("old")
+    table = (tmp_path / "tuned" / "micro" / "trans_peft.tiny_knowledge.trials.csv").read_text().splitlines()
+    assert len(table) == 3 and table[0].startswith("trial,lr,p_c,validation")
+    assert sorted(p.name for p in recipe_path.parent.iterdir()) == ["trans_peft.tiny_knowledge.trials.csv",
+                                                                    "trans_peft.yaml"]  # data only, no lock files
+
+    again = tune(tmp_path, "--method", "trans_peft", "--task", "tiny_knowledge", "--trials", "2", "--seed", "3",
+                 "--knobs", "lr,p_c", *FAST)
+    assert again.exit_code == 0 and yaml.safe_load(recipe_path.read_text()) == tuned  # seeded: same search
+
+    out = tmp_path / "run.json"
+    run = runner.invoke(app, ["run", "--pair", "micro", "--methods", "trans_peft", "--tasks", "tiny_knowledge",
+                              "--tuned", str(tmp_path / "tuned"), "--set", "batch_size=2", "--out", str(out)])
+    assert run.exit_code == 0, run.output
+    results = json.loads(out.read_text())
+    assert results["tuned_recipes"]["tiny_knowledge"]["trans_peft.p_c"] == entry["recipe"]["p_c"]
+    module = json.loads((Store().root / "modules" / results["cells"][0]["module_key"] / "module.json").read_text())
+    # the tuned values, under the user's --set (batch_size 2 beats the tuned 4)
+    assert module["recipe"]["p_c"] == entry["recipe"]["p_c"] and module["recipe"]["batch_size"] == 2
+
+    plain = runner.invoke(app, ["run", "--pair", "micro", "--methods", "trans_peft", "--tasks", "tiny_knowledge",
+                                "--tuned", str(tmp_path / "tuned"), "--no-tuned", *FAST,
+                                "--out", str(tmp_path / "plain.json")])
+    assert plain.exit_code == 0 and "tuned_recipes" not in json.loads((tmp_path / "plain.json").read_text())
+
+
+def write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--method", "trans_peft", "--task", "tiny_arith", "--trials", "0"], "--trials must be a positive"),
+    (["--method", "trans_peft", "--task", "tiny_arith", "--trials", "-3"], "--trials must be a positive"),
+    (["--method", "portllm", "--task", "tiny_arith", "--trials", "2", "--knobs", "p_c"], "no tunable knob 'p_c'"),
+    (["--method", "direct_transfer", "--task", "tiny_arith", "--trials", "2"], "tune finetune_old"),
+    (["--method", "trans_peft", "--task", "gsm8k_metamath", "--trials", "2"], "carves no validation split"),
+    (["--method", "trans_pft", "--task", "tiny_arith", "--trials", "2"], "did you mean 'trans_peft'"),
+])
+def test_bad_tune_input_is_one_line_exit_2_and_overwrites_nothing(tmp_path, args, message):
+    existing = write(tmp_path / "tuned" / "micro" / "trans_peft.yaml", "pair: micro\nmethod: trans_peft\ntasks: {}\n")
+    result = tune(tmp_path, *args)
+    assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert existing.read_text() == "pair: micro\nmethod: trans_peft\ntasks: {}\n"
+    assert sorted(p.name for p in existing.parent.iterdir()) == ["trans_peft.yaml"]
+
+
+def test_a_task_without_a_training_split_cannot_be_tuned():
+    from bench.core.errors import BenchError
+    from tasks.base import Task
+
+    class EvalOnly(Task):
+        name = "eval_only"
+
+    with pytest.raises(BenchError, match="has no training split"):
+        EvalOnly().validation_task()
+
+
+@pytest.mark.parametrize("files,message", [
+    ({"micro/tran_peft.yaml": "pair: micro\ntasks: {tiny_arith: {recipe: {lr: 0.01}}}\n"},
+     "method 'tran_peft', which does not exist"),
+    ({"mikro/trans_peft.yaml": "pair: mikro\ntasks: {tiny_arith: {recipe: {lr: 0.01}}}\n"},
+     "pair 'mikro', which does not exist"),
+    ({"micro/trans_peft.yaml": "pair: micro\ntasks: [1, 2]\n"}, "must hold pair, method and tasks"),
+    ({"micro/trans_peft.yaml": "pair: micro\ntasks: {tiny_arith: {recipe: {lr: 0.01}, search: {trials: 4}}}\n",
+      "micro/portllm.yaml": "pair: micro\ntasks: {tiny_arith: {recipe: {lr: 0.01}, search: {trials: 8}}}\n"},
+     "unequal trial budgets"),
+    ({"micro/trans_peft.yaml": "pair: micro\ntasks: {tiny_arith: {recipe: {nonsense: 1}}}\n"},
+     "trans_peft has no option 'nonsense'"),
+])
+def test_bad_recipe_files_are_one_line_exit_2(micro_pair, tmp_path, files, message):
+    for name, text in files.items():
+        write(tmp_path / "tuned" / name, text)
+    out = tmp_path / "r.json"
+    result = runner.invoke(app, ["run", "--pair", "micro", "--tasks", "tiny_arith", "--tuned",
+                                 str(tmp_path / "tuned"), "--out", str(out)])
+    assert result.exit_code == 2 and message in result.stderr, result.output
+    assert not out.exists()
+
+
+def test_the_shipped_tuned_recipes_are_valid():
+    from bench.cli import tuned_for
+    from tasks.recipes import TUNED_DIR
+
+    for folder in (p for p in TUNED_DIR.iterdir() if p.is_dir()) if TUNED_DIR.is_dir() else []:
+        pair = PAIRS.get(folder.name)
+        tuned_for(TUNED_DIR, pair, ["finetune_old", "finetune_new", "portllm", "trans_peft"],
+                  [TASKS.get(t)() for t in TINY_TASKS])
