@@ -29,7 +29,7 @@ RECIPE = {"steps": 4, "batch_size": 4, "dropout": 0.0, "p_i": 0.0, "p_c": 0.3}
 
 def test_two_gloo_processes_train_the_one_process_module_and_store_it_once(micro_pair, tmp_path):
     task = TASKS.get("tiny_knowledge")()
-    single, _ = train_module(build_method("trans_peft", RECIPE, micro_pair), micro_pair, task, 0, RECIPE)
+    single, _ = train_module(build_method("trans_peft", RECIPE, micro_pair, task), micro_pair, task, 0, RECIPE)
 
     cache = tmp_path / "cache"
     shutil.copytree(cache_dir() / "pairs", cache / "pairs")  # the micro pair's bases, not its modules

@@ -41,7 +41,7 @@ def ray_cluster():
 
 
 def _scores(cells):
-    return [(c.method, c.task, c.seed, c.module_key, c.score, c.samples) for c in cells]
+    return [(c.method, c.task, c.seed, c.module_key, c.score, c.source_score, c.samples) for c in cells]
 
 
 def test_ray_grid_scores_match_the_local_executor(ray_cluster, micro_pair, tmp_path, monkeypatch):
@@ -55,7 +55,9 @@ def test_ray_grid_scores_match_the_local_executor(ray_cluster, micro_pair, tmp_p
         remote = run_grid(METHODS, micro_pair, tasks, [0], FAST, executor=executor)
     assert _scores(remote) == _scores(local)
     assert len(Store().keys("modules")) == 2  # finetune_old's module trained once, for direct_transfer too
-    assert len(Store().keys("evals")) == 3
+    # finetune_old on old (also direct_transfer's source), direct_transfer and trans_peft on new, trans_peft's
+    # module on old (its source score): 4
+    assert len(Store().keys("evals")) == 4
     assert ray_cluster.is_initialized()  # the executor leaves a Ray it did not start running
 
 

@@ -19,7 +19,7 @@ runner = CliRunner()
 
 
 def cell(name, pair, task, seed=0, overrides=FAST):
-    return evaluate_cell(build_method(name, overrides, pair), pair, task, seed, None, overrides)
+    return evaluate_cell(build_method(name, overrides, pair, task), pair, task, seed, None, overrides)
 
 
 def test_transferring_methods_record_their_modules_score_where_it_trained(micro_pair):
@@ -40,7 +40,7 @@ def test_portllms_source_is_its_lora_as_a_plain_adapter_on_the_old_base(micro_pa
     portllm = cell("portllm", micro_pair, task, seed=22)
     # finetune_old trained with PortLLM's recipe is the same module; its evaluation (an adapter on the old base)
     # is exactly the cached source evaluation: nothing new is trained or evaluated.
-    recipe = dataclasses.asdict(build_method("portllm", FAST, micro_pair).recipe)
+    recipe = dataclasses.asdict(build_method("portllm", FAST, micro_pair, task).recipe)
     same = FAST | {"finetune_old." + k: v for k, v in recipe.items()}
     before = set(Store().keys("modules")), set(Store().keys("evals"))
     plain = cell("finetune_old", micro_pair, task, seed=22, overrides=same)

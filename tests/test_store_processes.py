@@ -13,10 +13,11 @@ from bench.core.store import CACHE_ENV, cache_dir, verify_entry
 
 ROOT = Path(__file__).resolve().parents[1]
 # finetune_old and trans_peft train one module per task, direct_transfer reuses finetune_old's: 4 modules,
-# 6 evaluations, and each task's data for the old and the new base.
+# 8 evaluations (6 cells, plus trans_peft's module on the old base: its source score; direct_transfer's source is
+# finetune_old's own evaluation), and each task's data for the old and the new base.
 GRID = ["--pair", "micro", "--set", "steps=4", "--set", "batch_size=4",
         "--methods", "finetune_old,direct_transfer,trans_peft", "--tasks", "tiny_knowledge,tiny_arith"]
-BUILT = {"modules": 4, "evals": 6, "data": 4}
+BUILT = {"modules": 4, "evals": 8, "data": 4}
 
 
 def fresh_cache(path: Path, micro_pair) -> Path:

@@ -51,7 +51,7 @@ def hf_standing_in_for_vllm(monkeypatch):
 def test_served_routes_score_as_hf_does(micro_pair, hf_standing_in_for_vllm, task_name):
     task = TASKS.get(task_name)()
     for name, recipe in CELLS:
-        method = build_method(name, recipe, micro_pair)
+        method = build_method(name, recipe, micro_pair, task)
         hf = evaluate_cell(method, micro_pair, task, 0, None, recipe)
         served = evaluate_cell(method, micro_pair, task, 0, None, recipe, backend="vllm")
         assert (served.score, served.samples) == (hf.score, hf.samples), name
@@ -64,10 +64,11 @@ def test_served_routes_score_as_hf_does(micro_pair, hf_standing_in_for_vllm, tas
 
 def test_merged_weights_are_stored_once_per_module_and_target(micro_pair, hf_standing_in_for_vllm):
     before = {kind: set(Store().keys(kind)) for kind in ("merged", "evals")}
-    method, task = build_method("portllm", FAST, micro_pair), TASKS.get("tiny_arith")()
+    task = TASKS.get("tiny_arith")()
+    method = build_method("portllm", FAST, micro_pair, task)
     for limit in (5, 10):  # two evaluations of one module on one target: one merge
         evaluate_cell(method, micro_pair, task, 5, limit, FAST, backend="vllm")
-    assert [len(set(Store().keys(kind)) - before[kind]) for kind in ("merged", "evals")] == [1, 2]
+    assert [len(set(Store().keys(kind)) - before[kind]) for kind in ("merged", "evals")] == [1, 4]  # evals: landed and source, per limit
 
 
 @pytest.mark.skipif(torch.cuda.is_available() and importlib.util.find_spec("vllm") is not None,
@@ -95,7 +96,7 @@ def test_vllm_and_hf_agree_within_one_point_on_greedy_decoding(task_name):
     """The tiny pair on a GPU: a LoRA served beside its base (finetune_old) and merged weights (portllm)."""
     pair, task, recipe = PAIRS.get("tiny"), TASKS.get(task_name)(), {"steps": 100}
     for name in ("finetune_old", "portllm"):
-        method = build_method(name, recipe, pair)
+        method = build_method(name, recipe, pair, task)
         hf = evaluate_cell(method, pair, task, 0, None, recipe)
         served = evaluate_cell(method, pair, task, 0, None, recipe, backend="vllm")
         assert abs(served.score - hf.score) <= 1.0, (name, task_name, hf.score, served.score)

@@ -54,7 +54,7 @@ def search_space(method, task, pair, knobs: list[str]) -> dict[str, tuple]:
     """knob -> ("float", low, high, log) | ("int", low, high, log) | ("choice", values): what the trials draw."""
     recipe = method.recipe
     budget = method.train_steps(task.train_steps(len(task.train_examples(pair, method.trains_on)),
-                                                 recipe.batch_size))
+                                                 recipe.batch_size, recipe.epochs))
     space = {
         "lr": ("float", recipe.lr * LR_RANGE[0], recipe.lr * LR_RANGE[1], True),
         "steps": ("int", max(1, round(budget * STEPS_RANGE[0])), max(2, round(budget * STEPS_RANGE[1])), True),
