@@ -28,7 +28,11 @@ from bench.core.results import check_writable, load_results, write_results
 from bench.core.store import one_line, write_json_atomic
 from bench.engine.perf import measure_ratios
 from bench.engine.plan import describe_plan, plan
-from bench.engine.protocol import run_grid
+from bench.engine.protocol import build_method, run_grid
+from bench.models.loading import device
+from bench.models.memory import device_memory_bytes
+from bench.models.precision import resolve_precision
+from bench.models.training import TrainOptions, check_micro_batch
 from bench.pairs import PAIRS, get_pair
 from bench.pairs.hub import go_offline
 from bench.science.chains import chain_transfer
@@ -137,6 +141,16 @@ def run(
     offline: Annotated[bool, typer.Option(help="Never contact the hub (sets HF_HUB_OFFLINE and friends).")] = False,
     data_dir: Annotated[Path | None, typer.Option(help="Local mirror of datasets (<dir>/<org>/<name>/).")] = None,
     peft: Annotated[str | None, typer.Option(help="PEFT type for every method: lora | dora | adapter.")] = None,
+    precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16 (auto: bf16 on GPUs that have it, "
+                                                "fp16 on older ones; on a CPU bf16 only if a probe finds it "
+                                                "faster, else fp32).")] = "auto",
+    micro_batch: Annotated[str | None, typer.Option(help="Rows per forward pass, gradients accumulated up to the "
+                                                         "recipe's batch (a divisor of it), or auto: the largest "
+                                                         "that fits the device.")] = None,
+    gradient_checkpointing: Annotated[bool, typer.Option(help="Recompute activations in the backward pass "
+                                                              "(less memory, ~1/3 more compute).")] = False,
+    group_by_length: Annotated[bool, typer.Option(help="Batch rows of similar length (less padding; "
+                                                       "other batches, so other modules).")] = False,
 ):
     """Train, transfer and evaluate; print the leaderboard and write a results JSON."""
     apply_environment(offline, data_dir)
@@ -148,12 +162,16 @@ def run(
     overrides = collect_overrides(set_ + ([f"peft={peft}"] if peft else []), config, method_names)
     if limit is not None and limit <= 0:
         raise BenchError("--limit must be positive")
+    options = TrainOptions(precision=resolve_precision(precision), micro_batch=parse_micro_batch(micro_batch),
+                           gradient_checkpointing=gradient_checkpointing, group_by_length=group_by_length)
+    for name in method_names:  # every method's batch, before anything runs
+        check_micro_batch(options.micro_batch, build_method(name, overrides, the_pair).recipe.batch_size)
     default_out = out is None
     safe_name = re.sub(r"[^A-Za-z0-9._-]+", "_", the_pair.name)  # `--pair org/a,org/b` names no folders
     out = out or Path("results") / f"{safe_name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.json"
     if dry_run:
-
-        typer.echo(describe_plan(plan(method_names, the_pair, task_objs, seed_list, overrides)))
+        typer.echo(describe_plan(plan(method_names, the_pair, task_objs, seed_list, overrides, options,
+                                      results_dir=out.parent, memory_bytes=device_memory_bytes(device()))))
         return
     if out.exists():
         raise BenchError(f"{out} exists; refusing to overwrite finished results (pass another --out)")
@@ -161,11 +179,23 @@ def run(
 
     check_writable(out)
     with sigterm_as_interrupt():
-        cells = run_grid(method_names, the_pair, task_objs, seed_list, overrides, limit)
+        cells = run_grid(method_names, the_pair, task_objs, seed_list, overrides, limit, options=options)
         path = write_results(cells, the_pair, out, {"overrides": overrides, "limit": limit},
                              pick_free_name=default_out)
     typer.echo(leaderboard(load_results(path)))
     typer.echo(f"results: {path}")
+
+
+def parse_micro_batch(text: str | None) -> int | str | None:
+    if text is None or text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise BenchError(f"--micro-batch takes a positive integer or auto, got {text!r}") from None
+    if value <= 0:
+        raise BenchError(f"--micro-batch takes a positive integer or auto, got {text!r}")
+    return value
 
 
 def apply_environment(offline: bool, data_dir: Path | None) -> None:
@@ -208,6 +238,19 @@ def make_pair(
     for version in versions:
         path = the_pair.base_dir(version)
         typer.echo(f"{version}: {the_pair.ship(version) if ship else path}")
+
+
+@app.command("verify-pair")
+@one_line_errors
+def verify_pair(pair: Annotated[str, typer.Argument(help="A pair (bench list pairs) or OLD,NEW model references.")]):
+    """Check local copies of a pair's released models against the commits the registry pins; exit 1 unless every
+    one is there at its pinned commit."""
+    failed = False
+    for version, status, line in get_pair(pair).verify_revisions():
+        failed |= status not in ("ok", "n/a")
+        typer.echo(f"{version:3s} {status:13s} {line}")
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()

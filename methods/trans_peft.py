@@ -5,8 +5,15 @@ During training only (never at evaluation), for each FFN sub-layer:
   dropping: with probability p_c per layer per forward the whole FFN sub-layer is skipped (not computed):
             the residual stream passes through unchanged.
 Defaults: p_c = 0.1 (the public math script), p_i = 0.05 (middle of the paper's math/code grid).
+
+The mask is drawn as the gaps between its zeros rather than one uniform number per activation: in a sequence of
+independent Bernoulli(p_i) trials the gaps between successes are independent Geometric(p_i), so drawing about
+p_i x n gaps gives exactly the same distribution from a twentieth of the random numbers (p_i = 0.05). One
+uniform per activation cost more than skipping p_c of the FFNs saved (`bench perf`). The positions are all
+the backward pass keeps (0.4 bytes per activation instead of a 1-byte mask).
 """
 
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -38,6 +45,7 @@ class TransPEFT(Method):
     lands_on = "new"  # as an adapter, unchanged
     recipe_class = TransPEFTRecipe
     default_recipe = TransPEFTRecipe()
+    training_version = "2"  # 2: masks drawn as geometric gaps (same distribution, other draws than uniforms)
 
     def during_training(self, model, ctx: MethodContext | None = None):
         return knowledge_masking_and_dropping(model, self.recipe.p_i, self.recipe.p_c)
@@ -70,9 +78,27 @@ def _mask_input(p_i: float):
         if not module.training:
             return None
         h = args[0]
-        return (h * (torch.rand_like(h) >= p_i).to(h.dtype),) + args[1:]
+        return (h.reshape(-1).index_fill(0, masked_positions(h.numel(), p_i, h.device), 0).view_as(h),) + args[1:]
 
     return hook
+
+
+def masked_positions(n: int, p: float, device) -> torch.Tensor:
+    """Flat positions of the zeros of an n-element Bernoulli(p) mask, drawn for the whole batch at once: cumulative
+    sums of Geometric(p) gaps, enough for 6 sd past the expected count (more if ever short)."""
+    expected = n * p
+    count = int(expected + 6 * math.sqrt(expected) + 16)
+    ends = geometric_gaps(count, p, device).cumsum(0)
+    while int(ends[-1]) < n:
+        ends = torch.cat([ends, geometric_gaps(count, p, device).cumsum(0) + ends[-1]])
+    return ends[: int(torch.searchsorted(ends, n, right=True))] - 1
+
+
+def geometric_gaps(count: int, p: float, device) -> torch.Tensor:
+    """Geometric(p) on {1, 2, ...} by inversion, 1 + floor(log(1 - U) / log(1 - p)): five times faster on a CPU than
+    torch's geometric_. float32 U truncates gaps whose probability is below 2^-24, as a float32 uniform mask does."""
+    u = torch.rand(count, device=device)
+    return u.neg_().log1p_().div_(math.log1p(-p)).floor_().long() + 1
 
 
 def _droppable(ffn: torch.nn.Module, forward, p_c: float):

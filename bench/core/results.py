@@ -11,7 +11,7 @@ from bench.core.errors import BenchError
 from bench.core.store import file_lock, one_line, read_json, write_json_atomic
 
 COST_FIELDS = ("train_wall_s", "eval_wall_s", "peak_mem_mb", "memory_kind", "device",
-               "device_count", "peak_reserved_mb", "land_wall_s", "module_mb")
+               "device_count", "peak_reserved_mb", "land_wall_s", "module_mb", "tokens_per_s", "mfu")
 
 
 def costs_path(path: Path) -> Path:
@@ -66,7 +66,8 @@ def load_results(path: Path) -> dict:
         costs = {(c["method"], c["task"], c["seed"]): c for c in costs_file["costs"]}
         results.setdefault("environment", costs_file.get("environment", {}))
     blank = {"train_wall_s": 0.0, "eval_wall_s": 0.0, "peak_mem_mb": 0.0, "memory_kind": "", "device": "?",
-             "device_count": 1, "peak_reserved_mb": 0.0, "land_wall_s": 0.0, "module_mb": 0.0}
+             "device_count": 1, "peak_reserved_mb": 0.0, "land_wall_s": 0.0, "module_mb": 0.0,
+             "tokens_per_s": None, "mfu": None}
     for cell in results["cells"]:
         cost = costs.get((cell["method"], cell["task"], cell["seed"]), blank)
         cell.update({k: cost.get(k, blank[k]) for k in COST_FIELDS})  # older costs files lack newer fields
