@@ -32,6 +32,10 @@ from bench.engine.perf import measure_ratios
 from bench.engine.plan import describe_plan, plan
 from bench.engine.protocol import build_method, run_grid
 from bench.models import distributed
+from bench.models.loading import device
+from bench.models.memory import device_memory_bytes
+from bench.models.precision import resolve_precision
+from bench.models.training import TrainOptions, check_micro_batch
 from bench.pairs import PAIRS, get_pair
 from bench.pairs.hub import go_offline
 from bench.science.chains import chain_transfer
@@ -242,6 +246,16 @@ def run(
     tuned: Annotated[Path | None, typer.Option(help="Tuned recipes (<dir>/<pair>/<method>.yaml from bench tune), "
                                                     "applied under --set/--config (default: the package's).")] = None,
     no_tuned: Annotated[bool, typer.Option("--no-tuned", help="Ignore tuned recipes: the methods' defaults.")] = False,
+    precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16 (auto: bf16 on GPUs that have it, "
+                                                "fp16 on older ones; on a CPU bf16 only if a probe finds it "
+                                                "faster, else fp32).")] = "auto",
+    micro_batch: Annotated[str | None, typer.Option(help="Rows per forward pass, gradients accumulated up to the "
+                                                         "recipe's batch (a divisor of it), or auto: the largest "
+                                                         "that fits the device.")] = None,
+    gradient_checkpointing: Annotated[bool, typer.Option(help="Recompute activations in the backward pass "
+                                                              "(less memory, ~1/3 more compute).")] = False,
+    group_by_length: Annotated[bool, typer.Option(help="Batch rows of similar length (less padding; "
+                                                       "other batches, so other modules).")] = False,
 ):
     """Train, transfer and evaluate; print the leaderboard and write a results JSON."""
     apply_environment(offline, data_dir)
@@ -264,6 +278,11 @@ def run(
                                       for m in method_names):
         raise BenchError("vLLM cannot serve bottleneck adapters (extra sub-layers no merge expresses); "
                          "use --eval-backend hf with --peft adapter")
+    options = TrainOptions(precision=resolve_precision(precision), micro_batch=parse_micro_batch(micro_batch),
+                           gradient_checkpointing=gradient_checkpointing, group_by_length=group_by_length)
+    for name in method_names:  # every method's batch on every task, before anything runs
+        for task_obj in task_objs:
+            check_micro_batch(options.micro_batch, build_method(name, overrides, the_pair, task_obj).recipe.batch_size)
     if tuned is None and not TUNED_DIR.is_dir():
         no_tuned = True  # nothing tuned ships for any pair yet
     task_overrides = {} if no_tuned else tuned_for(tuned or TUNED_DIR, the_pair, method_names, task_objs)
@@ -271,8 +290,8 @@ def run(
     safe_name = re.sub(r"[^A-Za-z0-9._-]+", "_", the_pair.name)  # `--pair org/a,org/b` names no folders
     out = out or Path("results") / f"{safe_name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.json"
     if dry_run:
-
-        typer.echo(describe_plan(plan(method_names, the_pair, task_objs, seed_list, overrides)))
+        typer.echo(describe_plan(plan(method_names, the_pair, task_objs, seed_list, overrides, options,
+                                      results_dir=out.parent, memory_bytes=device_memory_bytes(device()))))
         return
     if out.exists():
         raise BenchError(f"{out} exists; refusing to overwrite finished results (pass another --out)")
@@ -280,12 +299,13 @@ def run(
 
     with generated_code_policy(task_objs, allow_unsafe_code):
         check_writable(out)
-        if nproc > 1 and distributed.launched_processes() == 1:  # each process runs this same command line
-            raise typer.Exit(distributed.launch(nproc, sys.argv[1:]))
+        if nproc > 1 and distributed.launched_processes() == 1:  # each process runs this same command line,
+            # with auto's precision as this process resolved it (a CPU probe could differ between ranks)
+            raise typer.Exit(distributed.launch(nproc, sys.argv[1:] + ["--precision", options.precision]))
         distributed.start()  # under accelerate launch / torchrun: join the others
         with sigterm_as_interrupt(), make_executor(executor, ray_address) as runner:
             cells = run_grid(method_names, the_pair, task_objs, seed_list, overrides, limit, runner, eval_backend,
-                             task_overrides=task_overrides)
+                             task_overrides=task_overrides, options=options)
             if not distributed.is_main():  # rank 0 writes the results
                 return
             extra = {"overrides": overrides, "limit": limit} | (
@@ -347,6 +367,18 @@ def tune(
     typer.echo(f"tuned recipe: {path}")
 
 
+def parse_micro_batch(text: str | None) -> int | str | None:
+    if text is None or text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise BenchError(f"--micro-batch takes a positive integer or auto, got {text!r}") from None
+    if value <= 0:
+        raise BenchError(f"--micro-batch takes a positive integer or auto, got {text!r}")
+    return value
+
+
 def apply_environment(offline: bool, data_dir: Path | None) -> None:
     """--offline and --data-dir are environment for every library below us (hub, datasets, transformers)."""
     if offline:
@@ -387,6 +419,19 @@ def make_pair(
     for version in versions:
         path = the_pair.base_dir(version)
         typer.echo(f"{version}: {the_pair.ship(version) if ship else path}")
+
+
+@app.command("verify-pair")
+@one_line_errors
+def verify_pair(pair: Annotated[str, typer.Argument(help="A pair (bench list pairs) or OLD,NEW model references.")]):
+    """Check local copies of a pair's released models against the commits the registry pins; exit 1 unless every
+    one is there at its pinned commit."""
+    failed = False
+    for version, status, line in get_pair(pair).verify_revisions():
+        failed |= status not in ("ok", "n/a")
+        typer.echo(f"{version:3s} {status:13s} {line}")
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -55,6 +55,9 @@ class Method:
     starts_from: str | None = None  # a method whose trained module this one trains further (warm start)
     recipe_class: type[Recipe] = Recipe
     default_recipe: Recipe = Recipe()
+    # Bump when a change to this method's training (during_training, start) makes the same recipe and seed train
+    # a different module: it enters the module's cache key, so stale modules are retrained ("": not in the key).
+    training_version: str = ""
 
     def __init__(self, **overrides):
         fields = {f.name: f for f in dataclasses.fields(self.recipe_class)}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from tasks.base import TaskScore
@@ -38,6 +40,7 @@ def score_task(lm, task_dict: dict, name: str, metric: str, filter_name: str, li
     `filter_name`, and per-sample outcomes for the regression gate. `label` names the result (default: name)."""
     from lm_eval.evaluator import evaluate
 
+    cache_lmeval_templates()
     # evaluate() rather than simple_evaluate(): the latter also collects environment info
     # (pip, nvidia-smi, git) on every call, seconds of work per cell that a grid repeats.
     with torch.no_grad():
@@ -51,6 +54,23 @@ def score_task(lm, task_dict: dict, name: str, metric: str, filter_name: str, li
     ]
     samples.sort(key=lambda s: s["id"])
     return TaskScore(task=label or name, metric=metric, score=100.0 * value, n=len(samples), samples=samples)
+
+
+def cache_lmeval_templates() -> None:
+    """lm-eval compiles a task's jinja templates (doc_to_text, doc_to_choice, ...) anew for every document: half
+    of a tiny task's scoring time (`bench perf`). A template is a pure function of its string, so each compiled
+    one is kept and rendered again."""
+    import lm_eval.utils as lm_utils
+
+    if getattr(lm_utils.apply_template, "cached", False):
+        return
+    compiled = functools.lru_cache(maxsize=1024)(lm_utils.env.from_string)
+
+    def apply_template(template: str, doc: dict) -> str:
+        return compiled(template).render(**doc)
+
+    apply_template.cached = True
+    lm_utils.apply_template = apply_template
 
 
 def _response(sample: dict):

@@ -12,6 +12,7 @@ from bench.core.errors import BenchError
 from bench.pairs import PAIRS, get_pair
 from bench.pairs.compat import check_pair
 from bench.pairs.hub import HubPair
+from bench.pairs.registry import REVISIONS
 from tasks import TASKS
 
 runner = CliRunner()
@@ -41,7 +42,8 @@ def test_bench_list_pairs_shows_every_paper_pair():
 
 def test_paper_pairs_are_data_and_name_versions_without_downloading(no_hub):
     qwen = PAIRS.get("qwen2-qwen2.5")
-    assert qwen.version_id("old") == "Qwen/Qwen2-7B@main" and qwen.version_id("new") == "Qwen/Qwen2.5-7B@main"
+    assert qwen.version_id("old") == f"Qwen/Qwen2-7B@{REVISIONS['Qwen/Qwen2-7B']}"  # a pinned commit
+    assert qwen.version_id("new") == f"Qwen/Qwen2.5-7B@{REVISIONS['Qwen/Qwen2.5-7B']}"
     assert PAIRS.get("internlm2-internlm2.5").trust_remote_code and not qwen.trust_remote_code
     assert qwen.dtype == torch.bfloat16
     chain = PAIRS.get("mistral-7b-chain")
@@ -57,7 +59,7 @@ def test_dry_run_prints_the_plan_offline_without_downloading(no_hub, trained_cou
     assert result.exit_code == 0, result.output
     # 4 tasks (2 training sets) x 5 methods; direct_transfer reuses finetune_old's modules: 2 x 4 trainings
     assert "8 trainings (shared modules counted once), 20 evaluations" in result.stdout
-    assert "A800 GPU-hours" in result.stdout and "Qwen/Qwen2.5-7B@main" in result.stdout
+    assert "A800 GPU-hours" in result.stdout and f"Qwen/Qwen2.5-7B@{REVISIONS['Qwen/Qwen2.5-7B']}" in result.stdout
     commonsense = runner.invoke(app, ["run", "--pair", "qwen2-qwen2.5", "--dry-run", "--methods", "finetune_old",
                                       "--tasks", "boolq_cs,piqa_cs,siqa_cs,hellaswag_cs,winogrande_cs,arc_e_cs,"
                                       "arc_c_cs,obqa_cs"])

@@ -17,7 +17,7 @@ def leaderboard_rows(cells: list[dict], methods: list[str], tasks: list[str]) ->
     by = defaultdict(list)
     for c in cells:
         by[(c["method"], c["task"])].append(c)
-    headers = ["method"] + tasks + ["avg", "train s", "eval s", "peak MB"]
+    headers = ["method"] + tasks + ["avg", "train s", "eval s", "peak MB", "train tok/s", "MFU"]
     rows = []
     for m in methods:
         scores = []
@@ -35,8 +35,19 @@ def leaderboard_rows(cells: list[dict], methods: list[str], tasks: list[str]) ->
         row.append(f"{sum(c['train_wall_s'] for c in mine):.1f}")
         row.append(f"{sum(c['eval_wall_s'] for c in mine):.1f}")
         row.append(f"{max((c['peak_mem_mb'] for c in mine), default=0):.0f}")
+        throughput = throughput_of(mine)
+        row.append("-" if throughput["tokens_per_s"] is None else f"{throughput['tokens_per_s']:,.0f}")
+        row.append("n/a" if throughput["mfu"] is None else f"{100 * throughput['mfu']:.1f}%")
         rows.append(row)
     return headers, rows
+
+
+def throughput_of(cells: list[dict]) -> dict:
+    """Mean training tokens/s and MFU over the cells that trained (direct_transfer trains nothing: None)."""
+    rates = [c["tokens_per_s"] for c in cells if c.get("tokens_per_s")]
+    mfus = [c["mfu"] for c in cells if c.get("mfu") is not None]
+    return {"tokens_per_s": statistics.fmean(rates) if rates else None,
+            "mfu": statistics.fmean(mfus) if mfus else None}
 
 
 def leaderboard(results: dict, fmt: str = "github") -> str:
@@ -146,6 +157,7 @@ def pair_section(pair: str, cells: list[dict], n_modules: int) -> dict:
             "module_mb": statistics.fmean(c.get("module_mb", 0.0) for c in mine),
             "trainable_params": max(c["trainable_params"] for c in mine),
             "train_tokens": sum(c["train_tokens"] for c in mine),
+            **throughput_of(mine),
         })
     retune = next((r for r in rows if r["method"] == RETUNE), None)
     for r in rows:  # gap to re-tune: only against finetune_new on the same target base

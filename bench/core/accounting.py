@@ -3,6 +3,12 @@
 On CUDA: torch's max_memory_allocated (and max_memory_reserved), reset per phase. On CPU: the
 process's peak RSS (VmHWM), which Linux lets us reset per phase through /proc/self/clear_refs.
 Device-hours (bench/costs.py) are wall x devices_used: GPUs on CUDA, torch's threads on CPU.
+
+Throughput of a training: tokens/s (non-padding tokens / training wall) and MFU, model FLOPs utilisation:
+6 x parameters x tokens / seconds / the device's peak FLOP/s in the compute dtype (dense, from PEAK_TFLOPS).
+6 x params x tokens is the usual full fine-tuning count (forward 2, backward 4); a PEFT step skips the frozen
+weights' gradients (about 4 x), so PEFT MFU reads high by up to 1.5x: comparable across methods, not to
+pretraining MFU. Unknown devices and CPUs get None (shown as n/a).
 """
 
 from __future__ import annotations
@@ -83,6 +89,32 @@ def measure():
         else:
             cost.peak_mem_mb = _cpu_peak_mb()
         cost.wall_s = time.perf_counter() - start
+
+
+# Dense peak TFLOP/s by dtype (NVIDIA datasheets; fp32 without TF32, which torch leaves off for matmuls).
+PEAK_TFLOPS = {
+    "H100 PCIe": {"bf16": 756.0, "fp16": 756.0, "fp32": 51.0},
+    "H100": {"bf16": 989.0, "fp16": 989.0, "fp32": 67.0},   # SXM
+    "H200": {"bf16": 989.0, "fp16": 989.0, "fp32": 67.0},
+    "A100": {"bf16": 312.0, "fp16": 312.0, "fp32": 19.5},
+    "A800": {"bf16": 312.0, "fp16": 312.0, "fp32": 19.5},   # an A100 with less NVLink bandwidth
+    "L40S": {"bf16": 362.0, "fp16": 362.0, "fp32": 91.6},
+}
+
+
+def peak_flops(device: str, precision: str) -> float | None:
+    """Peak FLOP/s of a device (torch.cuda.get_device_name()) in a precision; None if not in the table."""
+    for name, by_dtype in PEAK_TFLOPS.items():  # "H100 PCIe" before "H100"
+        if all(part in device for part in name.split()):
+            return by_dtype.get(precision, 0.0) * 1e12 or None
+    return None
+
+
+def mfu(params: int, tokens: int, seconds: float, device: str, precision: str) -> float | None:
+    peak = peak_flops(device, precision)
+    if not peak or seconds <= 0 or not params:
+        return None
+    return 6 * params * tokens / seconds / peak
 
 
 def module_size_mb(module_dir: Path) -> float:

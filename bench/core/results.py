@@ -13,7 +13,7 @@ from bench.core.store import file_lock, one_line, read_json, write_json_atomic
 
 SCHEMA_VERSION = 2  # 2: cells carry source_score and their resolved recipe (files without one are 1 and still load)
 COST_FIELDS = ("train_wall_s", "eval_wall_s", "peak_mem_mb", "memory_kind", "device",
-               "device_count", "peak_reserved_mb", "land_wall_s", "module_mb")
+               "device_count", "peak_reserved_mb", "land_wall_s", "module_mb", "tokens_per_s", "mfu")
 
 
 def costs_path(path: Path) -> Path:
@@ -123,7 +123,8 @@ def load_results(path: Path) -> dict:
     if not isinstance(environment, dict) or not isinstance(environment.get("packages", {}), dict):
         raise BenchError(f"{path}: environment should be an object with a 'packages' object")
     blank = {"train_wall_s": 0.0, "eval_wall_s": 0.0, "peak_mem_mb": 0.0, "memory_kind": "", "device": "?",
-             "device_count": 1, "peak_reserved_mb": 0.0, "land_wall_s": 0.0, "module_mb": 0.0}
+             "device_count": 1, "peak_reserved_mb": 0.0, "land_wall_s": 0.0, "module_mb": 0.0,
+             "tokens_per_s": None, "mfu": None}
     for cell in results["cells"]:
         cell.setdefault("source_score", None)  # schema 1 files: no retention recorded
         cost = costs.get((cell["method"], cell["task"], cell["seed"]), blank)

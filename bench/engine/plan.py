@@ -5,21 +5,48 @@ Cost figures are the papers' own: Trans-PEFT Fig. 7 gives 14-24 A800 GPU-hours p
 fine-tune of a 7B model (Commonsense170K, 3 epochs). A training is estimated from that figure,
 scaled by the model's size (params / 7B) and the training examples seen (size x epochs / 170K x 3).
 Tiny pairs cost CPU minutes, not GPU-hours, and are reported as such.
+
+Measured projections: once a results file of the same pair exists in the results directory (the folder `--out`
+writes to; default results/), each training is also projected from that pair's measured training throughput:
+examples x (measured tokens per example of the same task, else of any task) / (median measured tokens/s).
+That is wall hours on the device that measured it (one GPU, or that CPU), which the line names.
+
+Peak memory per training: bench/models/memory.py's formula, with the model's shape from a local config.json (a
+built tiny pair, a mirror or huggingface cache copy) or the registry's dims, at the sequence length of the
+recipe's max_length if it has one, else 1,024 tokens capped at the model's context.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import statistics
+from pathlib import Path
 
+from bench.core.errors import BenchError
 from bench.core.recipe import Recipe
+from bench.core.results import load_results
 from bench.engine.protocol import build_method, job_gpus, module_key, module_source
+from bench.models.memory import FIT_FRACTION, Shape, estimate_bytes, gib, largest_fitting
+from bench.models.precision import compute_dtype
+from bench.models.training import TrainOptions
 
 FIG7_GPU_HOURS = (14.0, 24.0)      # A800 GPU-hours per commonsense fine-tune of a 7B model
 FIG7_EXAMPLES = 170_420 * 3        # Commonsense170K x 3 epochs
 FIG7_PARAMS_B = 7.0
 
 
-def plan(methods: list[str], pair, tasks: list, seeds: list[int], overrides: dict | None = None) -> dict:
+PLAN_SEQ_LEN = 1024  # tokens per training sequence when the recipe names no max_length
+
+
+def plan(methods: list[str], pair, tasks: list, seeds: list[int], overrides: dict | None = None,
+         options: TrainOptions | None = None, results_dir: Path | None = None, memory_bytes: int | None = None
+         ) -> dict:
+    """The run's trainings and evaluations with their costs. memory_bytes: what this device can hold (for
+    --micro-batch auto; None: not judged)."""
+    options = options or TrainOptions()
+    shape, shapes = model_shape(pair)
+    measured = measured_throughput(pair, results_dir)
     trainings: dict[str, dict] = {}
     evaluations = []
     for seed in seeds:
@@ -30,18 +57,108 @@ def plan(methods: list[str], pair, tasks: list, seeds: list[int], overrides: dic
                 chain = [source] + ([build_method(source.starts_from, overrides, pair, task)]
                                     if source.starts_from else [])
                 for trained in chain:  # a warm start also needs the module it starts from
-                    key = module_key(trained, pair, task, seed, overrides)
-                    trainings.setdefault(key, {"method": trained.name, "task": task.train_key or task.name,
-                                               "base": pair.version_id(trained.trains_on), "seed": seed,
-                                               "examples": trained_examples(trained, task),
-                                               **resolved_training(trained, task)})
+                    key = module_key(trained, pair, task, seed, overrides, options)
+                    if key not in trainings:
+                        examples = trained_examples(trained, task)
+                        trainings[key] = {"method": trained.name, "task": task.train_key or task.name,
+                                          "base": pair.version_id(trained.trains_on), "seed": seed,
+                                          "examples": examples,
+                                          "memory": training_memory(trained, shape, shapes, options, memory_bytes),
+                                          "measured_hours": measured_hours(measured, task, examples),
+                                          **resolved_training(trained, task)}
                 evaluations.append({"method": name, "task": task.name, "seed": seed,
                                     "on": pair.version_id(method.lands_on)})
     scale = pair.params_b / FIG7_PARAMS_B
     examples = sum(t["examples"] for t in trainings.values())
     low, high = (hours * scale * examples / FIG7_EXAMPLES for hours in FIG7_GPU_HOURS)
+    hours = [t["measured_hours"] for t in trainings.values()]
     return {"pair": pair.name, "params_b": pair.params_b, "trainings": list(trainings.values()),
-            "evaluations": evaluations, "gpu_hours": (low, high), "gpus_per_job": job_gpus(pair)}
+            "evaluations": evaluations, "gpu_hours": (low, high), "gpus_per_job": job_gpus(pair),
+            "precision": options.precision, "measured": measured,
+            "measured_hours": sum(hours) if hours and None not in hours else None}
+
+
+def model_shape(pair) -> tuple[Shape | None, dict | None]:
+    """The old base's shape for memory estimates, without building or downloading anything."""
+    known = pair.known_architecture("old")
+    if known:
+        config, shapes = known
+        return Shape.of_config(config, sum(math.prod(s) for s in shapes.values())), shapes
+    if pair.dims:
+        hidden, layers, vocab = pair.dims
+        return Shape(params=round(pair.params_b * 1e9), hidden=hidden, layers=layers, vocab=vocab), None
+    return None, None
+
+
+def trainable_params(recipe, shape: Shape, shapes: dict | None) -> int:
+    """The module's parameters: LoRA r x (in + out) per targeted matrix (DoRA adds a magnitude per output row),
+    from the checkpoint's tensor shapes when known, else every targeted matrix taken as hidden x hidden; a
+    bottleneck adapter 2 x (2 r h + r + h) per layer."""
+    if recipe.peft == "adapter":
+        return shape.layers * 2 * (2 * recipe.rank * shape.hidden + recipe.rank + shape.hidden)
+    extra = 1 if recipe.peft == "dora" else 0
+    if shapes:
+        return sum(recipe.rank * (dims[0] + dims[1]) + extra * dims[0] for name, dims in shapes.items()
+                   if len(dims) == 2 and name.endswith(".weight") and name.split(".")[-2] in recipe.targets)
+    return shape.layers * len(recipe.targets) * (2 * recipe.rank * shape.hidden + extra * shape.hidden)
+
+
+def training_memory(method, shape: Shape | None, shapes: dict | None, options: TrainOptions,
+                    memory_bytes: int | None) -> dict | None:
+    """Estimated peak of one training at its micro-batch (--micro-batch auto: the largest that fits)."""
+    if shape is None:
+        return None
+    recipe = method.recipe
+    seq_len = min(getattr(recipe, "max_length", None) or PLAN_SEQ_LEN, shape.context or PLAN_SEQ_LEN)
+    trainable = trainable_params(recipe, shape, shapes)
+    dtype_bytes = compute_dtype(options.precision).itemsize
+
+    def need(micro: int) -> int:
+        return estimate_bytes(shape, micro, seq_len, trainable, dtype_bytes, options.gradient_checkpointing)["total"]
+
+    micro = options.micro_batch or recipe.batch_size
+    if micro == "auto":
+        budget = (memory_bytes or 0) * FIT_FRACTION
+        micro = largest_fitting(recipe.batch_size, lambda m: need(m) <= budget)
+    return {"micro_batch": micro, "seq_len": seq_len, "bytes": need(micro),
+            "fits": None if memory_bytes is None else need(micro) <= memory_bytes * FIT_FRACTION}
+
+
+def measured_throughput(pair, results_dir: Path | None) -> dict | None:
+    """Training throughput measured for this pair in results files under results_dir (see the module doc)."""
+    if results_dir is None or not Path(results_dir).is_dir():
+        return None
+    cells, files = [], []
+    for path in sorted(Path(results_dir).glob("*.json")):
+        if path.name.endswith(".costs.json"):
+            continue
+        try:
+            results = load_results(path)
+        except (BenchError, KeyError, TypeError, ValueError):
+            continue  # not a results file
+        if not isinstance(results, dict) or results.get("pair") != pair.name:
+            continue
+        mine = [c for c in results.get("cells", []) if isinstance(c, dict) and c.get("tokens_per_s")
+                and c.get("train_examples")]
+        cells += mine
+        files += [path.name] if mine else []
+    if not cells:
+        return None
+    per_example = {}
+    for c in cells:
+        per_example.setdefault(c["task"], []).append(c["train_tokens"] / c["train_examples"])
+    return {"tokens_per_s": statistics.median(c["tokens_per_s"] for c in cells),
+            "tokens_per_example": {t: statistics.fmean(v) for t, v in per_example.items()},
+            "device": statistics.mode(c.get("device", "?") for c in cells), "files": files, "cells": len(cells)}
+
+
+def measured_hours(measured: dict | None, task, examples: int) -> float | None:
+    if not measured or not examples:
+        return None
+    per_task = measured["tokens_per_example"]
+    tokens = per_task.get(task.name) or statistics.fmean(per_task.values())
+    return examples * tokens / measured["tokens_per_s"] / 3600
+
 
 
 def planned_steps(method, task) -> int | None:
@@ -104,6 +221,11 @@ def describe_plan(p: dict) -> str:
              f"{len(p['evaluations'])} evaluations"]
     for t in p["trainings"]:
         size = f", {t['examples']:,} examples" if t["examples"] else ""
+        memory = t["memory"]
+        if memory:
+            fits = {None: "", True: ", fits here", False: ", does NOT fit here"}[memory["fits"]]
+            size += (f", peak ~{gib(memory['bytes'])} (micro-batch {memory['micro_batch']} x "
+                     f"{memory['seq_len']} tokens, {p['precision']}{fits})")
         lines.append(f"  train {t['method']:16s} {t['task']:24s} seed {t['seed']} on {t['base']}{size}")
         lines.append(f"        {describe_recipe(t)}")
     for e in p["evaluations"]:
@@ -116,6 +238,15 @@ def describe_plan(p: dict) -> str:
         lines.append("estimated training cost: unknown (these tasks declare no training-set size)")
     else:
         lines.append("estimated training cost: CPU minutes (a tiny pair)")
+    measured = p["measured"]
+    if measured:
+        hours = p["measured_hours"]
+        projected = (f"{_hours(hours)} hours of training on that device" if hours is not None
+                     else "no projection (trainings of unknown size)")
+        lines.append(f"measured: {measured['tokens_per_s']:,.0f} training tokens/s on {measured['device']} "
+                     f"({measured['cells']} cells in {', '.join(measured['files'])}): {projected}")
+    if not any(t["memory"] for t in p["trainings"]):
+        lines.append("peak memory: unknown (no config.json here and no dims in the registry)")
     gpus = p.get("gpus_per_job", 0)
     lines.append(f"--executor ray: each training and evaluation is a task asking for {gpus} GPU"
                  + ("" if gpus == 1 else "s (CPU work)"))

@@ -19,15 +19,17 @@ from pathlib import Path
 
 import torch
 
-from bench.core.accounting import measure, module_size_mb
+from bench.core.accounting import measure, mfu, module_size_mb
 from bench.core.errors import BenchError
 from bench.core.recipe import layered, with_values
 from bench.core.store import Store, config_hash, one_line, read_artifact_json
 from bench.engine.executors import LocalExecutor
 from bench.models import distributed
 from bench.models.loading import device, load_model
+from bench.models.memory import auto_micro_batch
 from bench.models.peft_types import load_module
-from bench.models.training import count_trainable, supervised_batches, train_loop
+from bench.models.precision import compute_dtype, keep_trainable_fp32
+from bench.models.training import TrainOptions, count_trainable, supervised_batches, train_loop
 from bench.pairs.base import Pair
 from bench.pairs.compat import check_pair
 from methods import METHODS, Method, MethodContext
@@ -61,6 +63,7 @@ class Cell:
     trainable_params: int
     train_tokens: int
     samples: list = field(default_factory=list)
+    train_examples: int = 0      # rows the training saw (steps x batch); 0 where the module was not trained here
     # Cost accounting beyond wall and peak (bench/analysis/costs.py turns these into device-hours and projections).
     device_count: int = 1        # GPUs (CUDA) or CPU threads: device-hours = wall x device_count
     peak_reserved_mb: float = 0.0  # CUDA max_memory_reserved; 0 on CPU
@@ -72,6 +75,9 @@ class Cell:
     # The resolved recipe the module trained with (direct_transfer: finetune_old's), and what the loop made of
     # it: trained_steps, trained_lr (x the task's lr_scale), trained_warmup_steps.
     recipe: dict = field(default_factory=dict)
+    precision: str = "fp32"      # the compute dtype the module trained and was evaluated in (bench.models.precision)
+    tokens_per_s: float | None = None  # training throughput (non-padding tokens / train wall); None: not trained here
+    mfu: float | None = None     # 6 x params x tokens / wall / the device's peak FLOP/s; None on CPUs, unknown GPUs
 
 
 def build_method(name: str, overrides: dict | None = None, pair: Pair | None = None, task: Task | None = None
@@ -98,8 +104,10 @@ def module_source(method: Method, overrides: dict | None, pair: Pair, task: Task
     return build_method(method.reuses, overrides, pair, task) if method.reuses else method
 
 
-def load_base(pair: Pair, version: str):
-    return load_model(pair.base_dir(version), pair.dtype, pair.trust_remote_code,
+def load_base(pair: Pair, version: str, precision: str | None = None):
+    """The base, in the compute dtype of `precision` (None: the pair's own dtype, for tools outside the grid)."""
+    dtype = pair.dtype if precision is None else compute_dtype(precision)
+    return load_model(pair.base_dir(version), dtype, pair.trust_remote_code,
                       what=f"the {version} base of pair {pair.name!r}")
 
 
@@ -119,13 +127,17 @@ def encode_examples(tokenizer, examples: list[tuple[str, str]], max_length: int 
     return encoded
 
 
-def module_key(method: Method, pair: Pair, task: Task, seed: int, overrides: dict | None = None) -> str:
+def module_key(method: Method, pair: Pair, task: Task, seed: int, overrides: dict | None = None,
+               options: TrainOptions | None = None) -> str:
     recipe = dataclasses.asdict(method.recipe) | {"recipe": type(method.recipe).__name__}
     key = {"base": pair.version_id(method.trains_on), "task": task.train_key or task.name, "recipe": recipe,
            "seed": seed, "data": task.data_hash(pair, method.trains_on), "budget": task.budget()}
+    if method.training_version:  # the method changed what the same recipe and seed train into
+        key["training_version"] = method.training_version
+    key |= (options or TrainOptions()).key(method.recipe.batch_size)  # nothing for the defaults
     if method.starts_from:  # a warm start names the module it starts from
         start = build_method(method.starts_from, overrides, pair, task)
-        key["starts_from"] = module_key(start, pair, task, seed, overrides)
+        key["starts_from"] = module_key(start, pair, task, seed, overrides, options)
     if distributed.world_size() > 1:  # same global batches, other random draws (dropout, masks) and float order
         key["processes"] = distributed.world_size()
     return config_hash(key)  # tasks that share a training set (commonsense-8) share one module
@@ -152,27 +164,30 @@ def check_module(module_dir: Path, meta: dict, expected_base: str) -> None:
                          f"(another model or architecture); delete {module_dir} and rerun to retrain it")
 
 
-def context(method: Method, pair: Pair, task: Task, seed: int, overrides: dict | None) -> MethodContext:
+def context(method: Method, pair: Pair, task: Task, seed: int, overrides: dict | None,
+            options: TrainOptions | None = None) -> MethodContext:
     def trained_module(name: str) -> Path:
-        return train_module(build_method(name, overrides, pair, task), pair, task, seed, overrides)[0]
+        return train_module(build_method(name, overrides, pair, task), pair, task, seed, overrides, options)[0]
 
     return MethodContext(pair=pair, task=task, seed=seed, recipe=method.recipe, store=STORE,
                          trained_module=trained_module)
 
 
-def train_module(method: Method, pair: Pair, task: Task, seed: int, overrides: dict | None = None
-                 ) -> tuple[Path, dict]:
+def train_module(method: Method, pair: Pair, task: Task, seed: int, overrides: dict | None = None,
+                 options: TrainOptions | None = None) -> tuple[Path, dict]:
     """Train (or reuse from the store) `method`'s module for `task`; returns its directory and metadata."""
-    key = module_key(method, pair, task, seed, overrides)
-    ctx = context(method, pair, task, seed, overrides)
+    options = options or TrainOptions()
+    key = module_key(method, pair, task, seed, overrides, options)
+    ctx = context(method, pair, task, seed, overrides, options)
     if method.starts_from:
         ctx.module_of(method.starts_from)  # the module it starts from exists before this one's lock is taken
 
     def build(out: Path | None):  # None: another rank of a data-parallel training (it trains; rank 0 stores)
         vllm_backend.release()  # a vLLM engine kept from the last evaluation gives the GPU back
-        base, tokenizer = load_base(pair, method.trains_on)
+        base, tokenizer = load_base(pair, method.trains_on, options.precision)
         torch.manual_seed(seed)
         model = method.start(base, ctx)  # a fresh LoRA / DoRA / adapter, or another method's module (warm start)
+        keep_trainable_fp32(model)
         if distributed.collective():  # the same initial module everywhere, each rank its own dropout and masks
             torch.manual_seed(seed * 1000 + distributed.rank())
         recipe = method.recipe
@@ -184,11 +199,17 @@ def train_module(method: Method, pair: Pair, task: Task, seed: int, overrides: d
         steps = method.train_steps(task.train_steps(len(examples), recipe.batch_size, recipe.epochs))
         warmup_steps = recipe.warmup_for(steps)
         lr = recipe.lr * task.lr_scale
-        batches = supervised_batches(examples, recipe.batch_size, tokenizer.pad_token_id, seed)
+        run = options
+        if options.micro_batch == "auto":  # the largest that fits what the device has left with the base loaded
+            run = dataclasses.replace(options, micro_batch=auto_micro_batch(
+                model, max(len(p) + len(a) for p, a in examples), recipe.batch_size, options.precision,
+                options.gradient_checkpointing, device()))
+        batches = supervised_batches(examples, recipe.batch_size, tokenizer.pad_token_id, seed,
+                                     group_by_length=options.group_by_length)
         batches = ({k: v.to(device()) for k, v in b.items()} for b in batches)
         with measure() as cost, method.during_training(model, ctx):
             stats = train_loop(model, batches, steps, lr, recipe.schedule, warmup_steps, recipe.min_lr_rate,
-                               description=f"training {method.name} on {task.name}",
+                               description=f"training {method.name} on {task.name}", options=run,
                                data_parallel=distributed.collective())
         if out is None:
             return
@@ -196,7 +217,9 @@ def train_module(method: Method, pair: Pair, task: Task, seed: int, overrides: d
         meta = {"method": method.name, "task": task.name, "seed": seed, "trained_on": method.trains_on,
                 "base": pair.version_id(method.trains_on), "recipe": dataclasses.asdict(method.recipe),
                 "steps": steps, "lr": lr, "warmup_steps": warmup_steps, "examples": len(examples),
-                "trainable_params": count_trainable(model), **stats, "cost": dataclasses.asdict(cost)}
+                "trainable_params": count_trainable(model), **stats,
+                "total_params": sum(p.numel() for p in model.parameters()), "options": dataclasses.asdict(run),
+                "cost": dataclasses.asdict(cost)}
         (out / "module.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
 
     path = stored("modules", key, build, together=True)
@@ -274,18 +297,23 @@ def served(method: Method, module_dir: Path, ctx: MethodContext):
 
 
 def evaluate_landed(pair: Pair, task: Task, module_dir: Path, version: str, landing: str, land, limit: int | None,
-                    backend: str = "hf", serve=None) -> dict:
+                    backend: str = "hf", serve=None, precision: str = "fp32") -> dict:
     """Score `module_dir` landed on `version` by land(base) -> model (or, on the vllm backend, serve() -> an lm-eval
     LM); cached under (module, landing, base, task).
 
     landing names how the module lands: "adapter" for a plain PEFT module (one key for every method that
     lands that way, so finetune_old's evaluation is also direct_transfer's source evaluation), else the method.
     """
-    eval_key = config_hash({"module": module_dir.name, "land": landing, "target": pair.version_id(version),
-                            "task": task.name, "limit": limit} | ({"backend": backend} if backend != "hf" else {}))
+    eval_key = {"module": module_dir.name, "land": landing, "target": pair.version_id(version), "task": task.name,
+                "limit": limit}
+    if backend != "hf":
+        eval_key["backend"] = backend
+    if precision != "fp32":  # (fp32 keys stay as they were)
+        eval_key["precision"] = precision
+    eval_key = config_hash(eval_key)
 
     def build(out: Path):
-        base, tokenizer = load_base(pair, version) if backend == "hf" else (None, None)
+        base, tokenizer = load_base(pair, version, precision) if backend == "hf" else (None, None)
         with measure() as cost:
             land_start = time.perf_counter()
             if backend == "hf":
@@ -298,6 +326,8 @@ def evaluate_landed(pair: Pair, task: Task, module_dir: Path, version: str, land
                 model = serve()
                 tokenizer = model.tokenizer
             land_wall_s = time.perf_counter() - land_start
+            if backend == "hf" and precision != "fp32":  # the fp32 adapter too: lm-eval's forward turns autocast off
+                model = model.to(compute_dtype(precision))
             score = task.evaluate(model, tokenizer, pair, version, limit=limit)
         (out / "eval.json").write_text(json.dumps({"score": dataclasses.asdict(score),
                                                    "cost": dataclasses.asdict(cost), "land_wall_s": land_wall_s},
@@ -310,26 +340,31 @@ def landing_name(method: Method) -> str:
     return "adapter" if type(method).land is Method.land else method.name
 
 
-def source_evaluation(source: Method, pair: Pair, task: Task, module_dir: Path, limit: int | None) -> dict:
+def source_evaluation(source: Method, pair: Pair, task: Task, module_dir: Path, limit: int | None,
+                      precision: str = "fp32") -> dict:
     """The module as a plain adapter on the base it trained on (PortLLM before the patch, Trans-PEFT without
     masking, which only ever acts in training): what it learned, before any transfer."""
     return evaluate_landed(pair, task, module_dir, source.trains_on, "adapter",
-                           lambda base: load_module(base, module_dir, source.recipe), limit)
+                           lambda base: load_module(base, module_dir, source.recipe), limit, precision=precision)
 
 
 def evaluate_cell(method: Method, pair: Pair, task: Task, seed: int, limit: int | None,
-                  overrides: dict | None, backend: str = "hf") -> Cell:
+                  overrides: dict | None, backend: str = "hf", options: TrainOptions | None = None) -> Cell:
+    options = options or TrainOptions()
     source = module_source(method, overrides, pair, task)
-    module_dir, meta = train_module(source, pair, task, seed, overrides)
-    ctx = context(method, pair, task, seed, overrides)
+    module_dir, meta = train_module(source, pair, task, seed, overrides, options)
+    ctx = context(method, pair, task, seed, overrides, options)
     result = evaluate_landed(pair, task, module_dir, method.lands_on, landing_name(method),
                              lambda base: method.land(module_dir, base, ctx), limit, backend,
-                             lambda: served(method, module_dir, ctx))
+                             lambda: served(method, module_dir, ctx), options.precision)
     # Retention: a module that lands on another base than it trained on is also scored where it trained.
     transferred = source.trains_on != method.lands_on
-    source_score = source_evaluation(source, pair, task, module_dir, limit)["score"]["score"] if transferred else None
+    source_score = (source_evaluation(source, pair, task, module_dir, limit, options.precision)["score"]["score"]
+                    if transferred else None)
     score, eval_cost, train_cost = result["score"], result["cost"], meta["cost"]
     trained_here = source is method
+    train_s = train_cost["wall_s"]
+    throughput = meta["train_tokens"] / train_s if trained_here and train_s > 0 else None
     return Cell(
         method=method.name, task=task.name, seed=seed, score=score["score"], metric=score["metric"], n=score["n"],
         trained_on=source.trains_on, evaluated_on=method.lands_on,
@@ -349,6 +384,10 @@ def evaluate_cell(method: Method, pair: Pair, task: Task, seed: int, limit: int 
         source_score=source_score,
         recipe=meta["recipe"] | {"trained_steps": meta["steps"], "trained_lr": meta["lr"],
                                  "trained_warmup_steps": meta.get("warmup_steps", 0)},
+        train_examples=meta["steps"] * meta["recipe"]["batch_size"] if trained_here else 0,
+        precision=options.precision, tokens_per_s=throughput,
+        mfu=mfu(meta.get("total_params", 0), meta["train_tokens"], train_s, train_cost["device"], options.precision)
+        if throughput else None,
     )
 
 
@@ -359,9 +398,10 @@ def job_gpus(pair: Pair) -> int:
 
 def training_of(job: tuple) -> tuple[str, object, tuple]:
     """(module key, train_module, its arguments): the training an evaluate_cell job lands (executors' `needs`)."""
-    method, pair, task, seed, _, overrides, _ = job
+    method, pair, task, seed, _, overrides, _, options = job
     source = module_source(method, overrides, pair, task)
-    return module_key(source, pair, task, seed, overrides), train_module, (source, pair, task, seed, overrides)
+    return (module_key(source, pair, task, seed, overrides, options), train_module,
+            (source, pair, task, seed, overrides, options))
 
 
 def check_targets(methods: list[Method], tensor_names, base: str) -> None:
@@ -379,7 +419,7 @@ def check_targets(methods: list[Method], tensor_names, base: str) -> None:
 
 def run_grid(methods: list[str], pair: Pair, tasks: list[Task], seeds: list[int], overrides: dict | None = None,
              limit: int | None = None, executor=None, eval_backend: str = "hf",
-             task_overrides: dict[str, dict] | None = None) -> list[Cell]:
+             task_overrides: dict[str, dict] | None = None, options: TrainOptions | None = None) -> list[Cell]:
     """task_overrides: {task: {"METHOD.option": value}} (tuned recipes), layered under `overrides` (the user's).
     Every recipe (one per method and task: suites differ) is checked before any training."""
     per_task = {t.name: {**(task_overrides or {}).get(t.name, {}), **(overrides or {})} for t in tasks}
@@ -389,7 +429,7 @@ def run_grid(methods: list[str], pair: Pair, tasks: list[Task], seeds: list[int]
     trained = list(built.values()) + [build_method(name, per_task[t.name], pair, t) for t in tasks for m in methods
                                       for name in (built[m, t.name].reuses, built[m, t.name].starts_from) if name]
     check_targets(trained, pair.architecture("old")[1], f"{pair.name}'s old base")
-    jobs = [(built[(m, task.name)], pair, task, seed, limit, per_task[task.name], eval_backend)
+    jobs = [(built[(m, task.name)], pair, task, seed, limit, per_task[task.name], eval_backend, options)
             for seed in seeds for task in tasks for m in methods]
     return (executor or LocalExecutor()).map(evaluate_cell, jobs, f"{pair.name}: cells",
                                              label=lambda job: f"{job[0].name}/{job[2].name}/seed{job[3]}",

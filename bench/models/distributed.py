@@ -139,9 +139,8 @@ def main_first():
         yield
 
 
-def sharded_backward(model: torch.nn.Module, batch: dict[str, torch.Tensor], params: list[torch.nn.Parameter]
-                     ) -> torch.Tensor:
-    """Backward on this rank's rows of the global `batch`, gradients summed over ranks; returns the global loss.
+def shard_of(batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], float]:
+    """This rank's rows of the global `batch`, and the weight of its loss.
 
     The model's loss is a mean over this shard's answer tokens; weighted by the shard's share of the global
     batch's answer tokens, the ranks' gradients add up to the gradient of the global batch's mean loss.
@@ -151,11 +150,15 @@ def sharded_backward(model: torch.nn.Module, batch: dict[str, torch.Tensor], par
     if rows < n:
         raise BenchError(f"a batch of {rows} cannot be split over {n} processes; raise batch_size or lower --nproc")
     shard = {k: torch.tensor_split(v, n)[r] for k, v in batch.items()}
-    counted = [(b["labels"][:, 1:] != -100).sum() for b in (batch, shard)]  # what the causal LM loss averages over
-    loss = model(**shard).loss * (counted[1] / counted[0])
-    loss.backward()
-    # One all-reduce: every gradient (zeros where a parameter got none), a presence flag per parameter (a
-    # parameter with no gradient anywhere keeps None, as in one process: AdamW skips it) and the loss.
+    counted = [int((b["labels"][:, 1:] != -100).sum()) for b in (batch, shard)]  # what the causal LM loss averages
+    return shard, counted[1] / max(1, counted[0])
+
+
+def sum_gradients(params: list[torch.nn.Parameter], loss: torch.Tensor) -> torch.Tensor:
+    """Sum every rank's gradients (and weighted losses) in place; returns the global batch's loss.
+
+    One all-reduce: every gradient (zeros where a parameter got none), a presence flag per parameter (a
+    parameter with no gradient anywhere keeps None, as in one process: AdamW skips it) and the loss."""
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
     present = torch.tensor([float(p.grad is not None) for p in params], device=loss.device)
     flat = torch.cat([g.detach().flatten().to(torch.float32) for g in grads] + [present, loss.detach().reshape(1)])

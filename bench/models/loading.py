@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,8 +22,16 @@ def load_model(path: Path, dtype=torch.float32, trust_remote_code: bool = False,
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code,
-                                                     use_safetensors=True)  # never a pickled checkpoint
+        load = functools.partial(AutoModelForCausalLM.from_pretrained, path, dtype=dtype,
+                                 trust_remote_code=trust_remote_code, use_safetensors=True)  # never a pickle
+        try:
+            # SDPA: fused attention that never stores the s x s score matrix (the memory estimate assumes it);
+            # remote-code models (InternLM2) keep the attention their own code implements.
+            model = load() if trust_remote_code else load(attn_implementation="sdpa")
+        except ValueError as error:
+            if "scaled_dot_product_attention" not in str(error):
+                raise
+            model = load()  # an architecture without an SDPA path (Gemma2's logit soft-capping): its default
     except (OSError, ValueError) as error:  # missing offline, no safetensors, undeclared remote code
         raise BenchError(f"cannot load {what} from {path}: {one_line(error)}") from None
     if tokenizer.pad_token is None:

@@ -22,6 +22,7 @@ class Pair(ABC):
     trust_remote_code: bool = False  # only a pair that declares it runs a checkpoint's code
     suite: tuple[str, ...] = ()      # default tasks for `bench run --pair NAME`
     params_b: float = 0.0            # billions of parameters, for plan estimates (0: a tiny pair)
+    dims: tuple[int, int, int] | None = None  # (hidden, layers, vocab) from config.json: memory plans offline
     shippable: bool = False          # its checkpoints can ship inside the package (tiny pairs)
 
     @abstractmethod
@@ -69,6 +70,14 @@ class Pair(ABC):
         except (OSError, ValueError, BenchError) as error:
             raise BenchError(f"cannot load the {version} base of pair {self.name!r} from {directory}: "
                              f"{str(error).splitlines()[0]}") from None
+
+    def known_architecture(self, version: str) -> tuple[dict, dict[str, tuple[int, ...]]] | None:
+        """architecture(), but only where nothing has to be built or downloaded for it (dry runs); else None."""
+        return None
+
+    def verify_revisions(self) -> list[tuple[str, str, str]]:
+        """(version, status, line) per version: is the local copy at the pinned commit (`bench verify-pair`)."""
+        raise BenchError(f"pair {self.name!r} is built here (bench make-pair): it has no hub revision to verify")
 
     def version_names(self) -> list[str]:
         return [f"v{i}" for i in range(self.version_count())]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +36,7 @@ class Model:
     """One released base model: a hub id or a local directory, at a revision."""
 
     ref: str                    # "Qwen/Qwen2-7B" or "/data/models/qwen2-7b"
-    revision: str = "main"      # pin a commit hash for reproducible runs
+    revision: str = "main"      # a commit hash (pinned: `bench verify-pair` checks local copies against it)
     gguf_file: str | None = None  # a GGUF checkpoint inside ref, dequantized by transformers on load
 
     def version_id(self) -> str:
@@ -77,6 +78,7 @@ class HubPair(Pair):
     dtype_name: str = "bfloat16"
     trust_remote_code: bool = False
     suite: tuple[str, ...] = ("gsm8k_metamath",)  # default tasks for `bench run --pair NAME`
+    dims: tuple[int, int, int] | None = None       # (hidden, layers, vocab): dry-run memory without config.json
 
     @property
     def dtype(self) -> torch.dtype:
@@ -109,10 +111,28 @@ class HubPair(Pair):
         return dataclasses.replace(self, name=f"{self.name}@v{k}", versions=self.versions[: k + 1])
 
     def architecture(self, version: str) -> tuple[dict, dict[str, tuple[int, ...]]]:
+        return config_and_shapes(self.released(version))
+
+    def known_architecture(self, version: str):
+        model = self.released(version)
+        if model.gguf_file:
+            return None  # the dequantized copy may not exist yet
+        try:
+            local = local_copy(model.ref) or hf_cache_snapshot(model)
+        except BenchError:
+            return None
+        return (json.loads((local / "config.json").read_text()), tensor_shapes(local)) if local else None
+
+    def verify_revisions(self) -> list[tuple[str, str, str]]:
+        return [(f"v{i}", *verify_model(step)) if isinstance(step, Model) else
+                (f"v{i}", "n/a", f"built here from v{i - 1} (bench make-pair)") for i, step in enumerate(self.versions)]
+
+    def released(self, version: str) -> Model:
+        """The released model a version is (or, for a simulated update, is built from)."""
         index = self.index(version)
         while not isinstance(self.versions[index], Model):
             index -= 1  # a simulated update keeps its parent's architecture and shapes by construction
-        return config_and_shapes(self.versions[index])
+        return self.versions[index]
 
 
 def go_offline() -> None:
@@ -169,6 +189,79 @@ def resolve_model(model, trust_remote_code: bool = False) -> Path:
     """A local directory for `model`, downloading it from the hub if needed."""
     local = local_copy(model.ref) or _download(model, trust_remote_code)
     return dequantized_gguf(local, model) if model.gguf_file else local
+
+
+# --- pinned revisions: what commit a local copy is ------------------------------------------------------------
+
+def is_commit(revision: str) -> bool:
+    return re.fullmatch(r"[0-9a-f]{40}", revision) is not None
+
+
+def hf_cache_snapshot(model) -> Path | None:
+    """The huggingface_hub cache's snapshot of model.ref at model.revision (a commit, or a branch its refs/ file
+    resolves), if it is there; never contacts the hub."""
+    from huggingface_hub import constants
+
+    repo = Path(constants.HF_HUB_CACHE) / f"models--{model.ref.replace('/', '--')}"
+    commit = model.revision
+    if not is_commit(commit):
+        ref = repo / "refs" / commit
+        commit = ref.read_text().strip() if ref.is_file() else ""
+    snapshot = repo / "snapshots" / commit
+    return snapshot if commit and snapshot.is_dir() else None
+
+
+def recorded_revision(directory: Path) -> tuple[str | None, str]:
+    """(the commit a local copy records, where that was read) or (None, why none can be read). Three records:
+    a huggingface_hub cache snapshot (its folder name), `huggingface-cli download --local-dir` (each file's
+    .cache/huggingface/download/*.metadata starts with the commit it came from), and a git clone (.git/HEAD)."""
+    directory = Path(directory).resolve()
+    if directory.parent.name == "snapshots" and is_commit(directory.name):
+        return directory.name, "huggingface cache snapshot"
+    metadata = sorted((directory / ".cache" / "huggingface" / "download").rglob("*.metadata"))
+    commits = sorted({m.read_text().split("\n", 1)[0].strip() for m in metadata})
+    if len(commits) > 1:
+        return None, f"its files come from {len(commits)} commits ({', '.join(c[:12] for c in commits)})"
+    if commits:
+        return commits[0], "huggingface-cli download metadata"
+    git = directory / ".git"
+    if (git / "HEAD").is_file():
+        head = (git / "HEAD").read_text().strip()
+        if not head.startswith("ref: "):
+            return head, "git HEAD"
+        name = head[len("ref: "):]
+        if (git / name).is_file():
+            return (git / name).read_text().strip(), f"git {name}"
+        packed = git / "packed-refs"
+        for line in packed.read_text().splitlines() if packed.is_file() else []:
+            if line.endswith(f" {name}"):
+                return line.split()[0], f"git {name} (packed-refs)"
+        return None, f"git HEAD names {name}, which has no commit"
+    return None, "no record of a revision (not a hub cache snapshot, a --local-dir download or a git clone)"
+
+
+def verify_model(model) -> tuple[str, str]:
+    """(status, line) for one released model: ok | mismatch | missing | unverifiable | unpinned | n/a."""
+    label = f"{model.ref}@{model.revision}"
+    if model.ref.startswith(PACKAGE_PREFIX):
+        return "n/a", f"{model.ref}: an installed package, versioned by pip, not a hub revision"
+    if not is_commit(model.revision):
+        return "unpinned", f"{label}: not pinned to a commit, nothing to check against"
+    try:
+        local = local_copy(model.ref)
+    except BenchError as error:
+        return "missing", str(error)
+    if local is None:
+        snapshot = hf_cache_snapshot(model)
+        if snapshot is not None:
+            return "ok", f"{label}: huggingface cache snapshot {snapshot}"
+        return "missing", f"{label}: no local copy (a path, ${MODELS_ENV}/{model.ref} or the huggingface cache)"
+    commit, how = recorded_revision(local)
+    if commit is None:
+        return "unverifiable", f"{label}: {local}: {how}"
+    if commit != model.revision:
+        return "mismatch", f"{label}: {local} is commit {commit} ({how}), not the pinned {model.revision}"
+    return "ok", f"{label}: {local} ({how})"
 
 
 def _download(model, trust_remote_code: bool) -> Path:

@@ -18,7 +18,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedTokenizerFast, Qwen2Config
 
 from bench.core.errors import BenchError
-from bench.core.store import cached_dir, config_hash
+from bench.core.store import cache_dir, cached_dir, config_hash
 from bench.models.training import packed_lm_batches, train_loop, train_update
 from bench.pairs.base import Pair
 from bench.pairs.world import WorldSpec
@@ -223,6 +223,11 @@ class TinyPair(Pair):
         update = replace(self.spec.update, kind=kind, steps=steps)
         return TinyPair(f"{self.name}-{kind}-x{severity:g}", replace(self.spec, update=update),
                         f"{self.name} with a {kind} update of {steps} steps")
+
+    def known_architecture(self, version: str):
+        key = self.version_id(version)
+        built = (SHIPPED / key).is_dir() or (cache_dir() / "pairs" / key).is_dir()
+        return self.architecture(version) if built else None
 
     def version_id(self, version: str) -> str:
         """The recipe hash: names exactly what was (or will be) trained, without building it."""
