@@ -15,9 +15,10 @@ uniform per activation cost more than skipping p_c of the FFNs saved (`bench per
 the backward pass keeps (0.4 bytes per activation instead of a 1-byte mask).
 
 Which FFNs a training forward drops is drawn once per forward from a generator seeded by (seed, step), the
-step being the index of the training forward (one per optimizer step in the harness's loop, one per micro-batch under --micro-batch): every process of
-a data-parallel run drops the same sub-layers at a given step, and a checkpointed layer recomputed in the
-backward pass drops as it did forward. The masks stay per sample, from the process's own random stream.
+step being the index of the training forward (one per optimizer step in the harness's loop; one per
+micro-batch under --micro-batch): every process of a data-parallel run drops the same sub-layers at a given
+step, and a checkpointed layer recomputed in the backward pass drops as it did forward. The masks stay per
+sample, from the process's own random stream.
 """
 
 import math

@@ -282,14 +282,15 @@ def test_dry_run_prints_peak_memory_and_picks_a_micro_batch(micro_pair, tmp_path
     qwen = runner.invoke(app, ["run", "--pair", "qwen2-qwen2.5", "--dry-run", "--offline", "--precision", "bf16",
                                "--micro-batch", "4", "--methods", "finetune_old", "--tasks", "gsm8k_metamath"])
     assert qwen.exit_code == 0, qwen.output
-    assert "micro-batch 4 x 1024 tokens, bf16" in qwen.stdout  # from the registry's dims, offline
+    assert "micro-batch 4 x 512 tokens, bf16" in qwen.stdout  # dims from the registry (offline); its max_length
 
 
 def test_dry_run_projects_from_measured_throughput(micro_pair, tmp_path):
     results = tmp_path / "results"
     results.mkdir()
     cell = {"method": "finetune_old", "task": "tiny_knowledge", "seed": 0, "train_tokens": 4000,
-            "train_examples": 100}
+            "train_examples": 100, "score": 50.0, "metric": "acc", "trained_on": "old", "evaluated_on": "old",
+            "module_from": "finetune_old", "trainable_params": 1000}
     (results / "earlier.json").write_text(json.dumps({"pair": "micro", "cells": [cell]}))
     (results / "earlier.costs.json").write_text(json.dumps({"costs": [
         {"method": "finetune_old", "task": "tiny_knowledge", "seed": 0, "tokens_per_s": 2000.0,
@@ -368,6 +369,7 @@ def test_bf16_on_a_gpu_without_it_is_one_line(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     result = runner.invoke(app, ["run", *FAST, "--precision", "bf16", "--out", str(tmp_path / "r.json")])
     assert result.exit_code == 2 and result.stderr.strip() == (
         "error: --precision bf16: Tesla T4 has no native bf16; use --precision fp16 (or auto)")

@@ -57,11 +57,12 @@ def check_writable(path: Path) -> None:
 
 # What `bench report` reads from each cell and each costs entry, by kind of value (bench run writes them all);
 # a results file is input like any other, so a missing field or a wrong type is one error naming it.
-TEXT, INTEGER, NUMBER, LIST = "text", "an integer", "a number", "a list"
+TEXT, INTEGER, NUMBER, LIST, NUMBER_OR_NULL = "text", "an integer", "a number", "a list", "a number or null"
 CELL_FIELDS = {"method": TEXT, "task": TEXT, "seed": INTEGER, "score": NUMBER, "metric": TEXT, "trained_on": TEXT,
                "evaluated_on": TEXT, "module_from": TEXT, "trainable_params": NUMBER, "train_tokens": NUMBER}
 COST_KEY_FIELDS = {"method": TEXT, "task": TEXT, "seed": INTEGER}
-COST_TYPES = {field: NUMBER for field in COST_FIELDS} | {"memory_kind": TEXT, "device": TEXT}
+COST_TYPES = ({field: NUMBER for field in COST_FIELDS} | {"memory_kind": TEXT, "device": TEXT}
+              | {"tokens_per_s": NUMBER_OR_NULL, "mfu": NUMBER_OR_NULL})  # null: not trained here, or no known peak
 
 
 def is_number(value) -> bool:
@@ -78,7 +79,8 @@ def is_number(value) -> bool:
 def _fits(value, kind: str) -> bool:
     if kind == INTEGER:
         return isinstance(value, int) and not isinstance(value, bool)
-    return {TEXT: isinstance(value, str), NUMBER: is_number(value), LIST: isinstance(value, list)}[kind]
+    return {TEXT: isinstance(value, str), NUMBER: is_number(value), LIST: isinstance(value, list),
+            NUMBER_OR_NULL: value is None or is_number(value)}[kind]
 
 
 def check_record(where: str, record, fields: dict[str, str], required: bool = True) -> None:
