@@ -107,7 +107,9 @@ class TinyArith(TinyLmEvalTask):
     """Two-number addition word problems; exact match on the number after the last '='."""
 
     name, metric = "tiny_arith", "exact_match"
-    fixed_steps = 500  # 4 epochs of 2000 problems; finetune_old learns the format between 300 and 500 steps
+    # 6.4 epochs of 2000 problems. On the bases of PAIR_BUILD_VERSION 3, 500 steps left finetune_old under-trained
+    # on 2 of 5 seeds (21, 54 against 83-86); 800 steps learnt on every seed tried (77, 81, 82 on seeds 0-2).
+    fixed_steps = 800
     n_train, n_test = 2000, 100
 
     def _splits(self, world: World):
