@@ -496,7 +496,7 @@ MICRO = ["--pair", "micro", "--tasks", "tiny_knowledge"]
     # compare
     (["compare", "{r}/good.json", "{r}/missing.json"], "cannot read results"),
     (["compare", "{r}/good.json", "{r}/other-pair.json"], "baseline is pair 'tiny' but current is 'tiny-severe'"),
-    (["compare", "{r}/good.json", "{r}/fewer-tasks.json"], "baseline has tasks t_arith, t_knowledge but current has t_arith"),
+    (["compare", "{r}/good.json", "{r}/fewer-tasks.json"], "but current has t_arith: compare runs of the same grid"),
     (["compare", "{r}/good.json", "{r}/other-seeds.json"], "share no seed"),
     (["compare", "{r}/good.json", "{r}/text-seed.json"], "cell 0: seed should be an integer, got '0'"),
     (["compare", "{r}/huge-correct.json", "{r}/good.json"], "without an id and a numeric 'correct'"),

@@ -26,7 +26,7 @@ from pathlib import Path
 from bench.core.errors import BenchError
 from bench.core.recipe import Recipe
 from bench.core.results import load_results
-from bench.engine.protocol import build_method, job_gpus, module_key, module_source
+from bench.engine.protocol import build_method, job_gpus, landing_name, module_key, module_source
 from bench.models.memory import FIT_FRACTION, Shape, estimate_bytes, gib, largest_fitting
 from bench.models.precision import compute_dtype
 from bench.models.training import TrainOptions
@@ -48,7 +48,7 @@ def plan(methods: list[str], pair, tasks: list, seeds: list[int], overrides: dic
     shape, shapes = model_shape(pair)
     measured = measured_throughput(pair, results_dir)
     trainings: dict[str, dict] = {}
-    evaluations = []
+    evaluations: dict[tuple, dict] = {}  # one per distinct (module, landing, base, task), as the store keeps them
     for seed in seeds:
         for task in tasks:
             for name in methods:
@@ -66,14 +66,20 @@ def plan(methods: list[str], pair, tasks: list, seeds: list[int], overrides: dic
                                           "memory": training_memory(trained, shape, shapes, options, memory_bytes),
                                           "measured_hours": measured_hours(measured, task, examples),
                                           **resolved_training(trained, task)}
-                evaluations.append({"method": name, "task": task.name, "seed": seed,
-                                    "on": pair.version_id(method.lands_on)})
+                module = module_key(source, pair, task, seed, overrides, options)
+                landing = (module, landing_name(method), method.lands_on, task.name)
+                evaluations.setdefault(landing, {"method": name, "task": task.name, "seed": seed,
+                                                 "on": pair.version_id(method.lands_on)})
+                if source.trains_on != method.lands_on:  # retention: the module scored where it trained
+                    evaluations.setdefault((module, "adapter", source.trains_on, task.name),
+                                           {"method": name, "task": task.name, "seed": seed, "source": True,
+                                            "on": pair.version_id(source.trains_on)})
     scale = pair.params_b / FIG7_PARAMS_B
     examples = sum(t["examples"] for t in trainings.values())
     low, high = (hours * scale * examples / FIG7_EXAMPLES for hours in FIG7_GPU_HOURS)
     hours = [t["measured_hours"] for t in trainings.values()]
     return {"pair": pair.name, "params_b": pair.params_b, "trainings": list(trainings.values()),
-            "evaluations": evaluations, "gpu_hours": (low, high), "gpus_per_job": job_gpus(pair),
+            "evaluations": list(evaluations.values()), "gpu_hours": (low, high), "gpus_per_job": job_gpus(pair),
             "precision": options.precision, "measured": measured,
             "measured_hours": sum(hours) if hours and None not in hours else None}
 
@@ -229,7 +235,8 @@ def describe_plan(p: dict) -> str:
         lines.append(f"  train {t['method']:16s} {t['task']:24s} seed {t['seed']} on {t['base']}{size}")
         lines.append(f"        {describe_recipe(t)}")
     for e in p["evaluations"]:
-        lines.append(f"  eval  {e['method']:16s} {e['task']:24s} seed {e['seed']} on {e['on']}")
+        source = " (its module where it trained: the source score)" if e.get("source") else ""
+        lines.append(f"  eval  {e['method']:16s} {e['task']:24s} seed {e['seed']} on {e['on']}{source}")
     low, high = p["gpu_hours"]
     if high:
         lines.append(f"estimated training cost: {_hours(low)}-{_hours(high)} A800 GPU-hours "
