@@ -42,6 +42,17 @@ def test_portllm_refuses_bottleneck_adapters_in_one_line():
         build_method("finetune_old", {"peft": "ia3"})
 
 
+def save_as_trained(dora, path):
+    """Save a DoRA module as if trained: random B and magnitudes (seeded), so no merge term is trivially zero."""
+    torch.manual_seed(3)
+    for name, param in dora.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.1)
+        if "lora_magnitude_vector" in name:
+            param.data *= 1 + 0.2 * torch.rand_like(param)
+    dora.save_pretrained(path)
+
+
 @pytest.fixture
 def dora_module(tmp_path):
     """A DoRA module 'trained' on an old base saved to disk (random B and magnitude so nothing is trivial)."""
@@ -51,13 +62,7 @@ def dora_module(tmp_path):
     tiny_causal_lm("llama", seed=0).save_pretrained(tmp_path / "old")
     old = AutoModelForCausalLM.from_pretrained(tmp_path / "old")
     dora = get_peft_model(old, PortLLM(peft="dora").peft_config())
-    torch.manual_seed(3)
-    for name, param in dora.named_parameters():
-        if "lora_B" in name:
-            torch.nn.init.normal_(param, std=0.1)
-        if "lora_magnitude_vector" in name:
-            param.data *= 1 + 0.2 * torch.rand_like(param)
-    dora.save_pretrained(tmp_path / "module")
+    save_as_trained(dora, tmp_path / "module")
     return tmp_path / "module", dora.merge_and_unload()
 
 
@@ -164,13 +169,7 @@ def test_portllm_dora_patch_transposes_gpt2_conv1d_weights(tmp_path):
     gpt2(0).save_pretrained(tmp_path / "old")
     portllm = PortLLM(peft="dora", targets="c_attn,c_proj,c_fc")
     dora = get_peft_model(AutoModelForCausalLM.from_pretrained(tmp_path / "old"), portllm.peft_config())
-    torch.manual_seed(3)
-    for name, param in dora.named_parameters():
-        if "lora_B" in name:
-            torch.nn.init.normal_(param, std=0.1)
-        if "lora_magnitude_vector" in name:
-            param.data *= 1 + 0.2 * torch.rand_like(param)
-    dora.save_pretrained(tmp_path / "module")
+    save_as_trained(dora, tmp_path / "module")
     merged = dict(dora.merge_and_unload().named_parameters())
     old = dict(AutoModelForCausalLM.from_pretrained(tmp_path / "old").named_parameters())
     new = gpt2(1)
