@@ -56,8 +56,9 @@ def plan(methods: list[str], pair, tasks: list, seeds: list[int], overrides: dic
                 source = module_source(method, overrides, pair, task)
                 chain = [source] + ([build_method(source.starts_from, overrides, pair, task)]
                                     if source.starts_from else [])
+                module = module_key(source, pair, task, seed, overrides, options)
                 for trained in chain:  # a warm start also needs the module it starts from
-                    key = module_key(trained, pair, task, seed, overrides, options)
+                    key = module if trained is source else module_key(trained, pair, task, seed, overrides, options)
                     if key not in trainings:
                         examples = trained_examples(trained, task)
                         trainings[key] = {"method": trained.name, "task": task.train_key or task.name,
@@ -66,7 +67,6 @@ def plan(methods: list[str], pair, tasks: list, seeds: list[int], overrides: dic
                                           "memory": training_memory(trained, shape, shapes, options, memory_bytes),
                                           "measured_hours": measured_hours(measured, task, examples),
                                           **resolved_training(trained, task)}
-                module = module_key(source, pair, task, seed, overrides, options)
                 landing = (module, landing_name(method), method.lands_on, task.name)
                 evaluations.setdefault(landing, {"method": name, "task": task.name, "seed": seed,
                                                  "on": pair.version_id(method.lands_on)})
