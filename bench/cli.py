@@ -24,12 +24,13 @@ from bench.analysis.report import build_report, leaderboard, render
 from bench.core.data import DATA_ENV
 from bench.core.errors import BenchError
 from bench.core.options import parse_numbers, parse_value
+from bench.core.progress import quiet_libraries
 from bench.core.registry import Registry
 from bench.core.results import check_writable, costs_path, load_results, write_results
 from bench.core.store import one_line, write_json_atomic
-from bench.engine.executors import check_executor, make_executor
+from bench.engine.executors import LocalExecutor, auto_workers, check_executor, make_executor, parse_workers
 from bench.engine.perf import measure_ratios
-from bench.engine.plan import describe_plan, plan
+from bench.engine.plan import describe_plan, plan, training_steps
 from bench.engine.protocol import build_method, run_grid
 from bench.models import distributed
 from bench.models.loading import device
@@ -88,6 +89,8 @@ app = typer.Typer(cls=OneLineUsageErrors, add_completion=False, pretty_exception
 
 DEFAULT_METHODS = "finetune_old,finetune_new,direct_transfer,portllm,trans_peft"
 DEFAULT_TASKS = "tiny_arith,tiny_knowledge,tiny_code"
+WORKERS_HELP = ("Processes of this machine that run the grid's cells (local executor), or auto: one per core, one "
+                "torch thread each, on a CPU for the tiny pairs; else 1.")
 
 
 def one_line_errors(command):
@@ -239,6 +242,7 @@ def run(
     nproc: Annotated[int, typer.Option(help="Data-parallel processes per training (GPUs; CPU cores on CPU), "
                                             "through accelerate.")] = 1,
     executor: Annotated[str, typer.Option(help="local | ray: each training and evaluation a Ray task.")] = "local",
+    workers: Annotated[str, typer.Option(help=WORKERS_HELP)] = "auto",
     ray_address: Annotated[str | None, typer.Option(help="Ray cluster to join (auto: the one `ray start` made); "
                                                          "default: a Ray on this machine.")] = None,
     eval_backend: Annotated[str, typer.Option(help="hf | vllm (lm-eval's vllm model; CUDA).")] = "hf",
@@ -264,6 +268,10 @@ def run(
         raise BenchError("--nproc and --executor ray do not combine: a Ray task trains on one device")
     distributed.check_nproc(nproc)
     check_executor(executor, ray_address)
+    worker_count = parse_workers(workers)
+    if worker_count not in (None, 1) and (executor != "local" or nproc > 1):
+        raise BenchError("--workers is for the local executor without --nproc (Ray and accelerate place "
+                         "their own processes)")
     if eval_backend not in ("hf", "vllm"):
         raise BenchError(f"--eval-backend must be hf or vllm, not {eval_backend!r}")
     if eval_backend == "vllm" and (problem := vllm_backend.unavailable()):
@@ -303,7 +311,10 @@ def run(
             # with auto's precision as this process resolved it (a CPU probe could differ between ranks)
             raise typer.Exit(distributed.launch(nproc, sys.argv[1:] + ["--precision", options.precision]))
         distributed.start()  # under accelerate launch / torchrun: join the others
-        with sigterm_as_interrupt(), make_executor(executor, ray_address) as runner:
+        local = executor == "local" and nproc == 1
+        steps = training_steps(method_names, the_pair, task_objs, seed_list, overrides, options) if local else None
+        with sigterm_as_interrupt(), make_executor(executor, ray_address,
+                                                   *_worker_counts(worker_count, the_pair, local, steps)) as runner:
             cells = run_grid(method_names, the_pair, task_objs, seed_list, overrides, limit, runner, eval_backend,
                              task_overrides=task_overrides, options=options)
             if not distributed.is_main():  # rank 0 writes the results
@@ -313,6 +324,17 @@ def run(
             path = write_results(cells, the_pair, out, extra, pick_free_name=default_out)
     typer.echo(leaderboard(load_results(path)))
     typer.echo(f"results: {path}")
+
+
+def _worker_counts(workers: int | None, pair, local: bool = True, steps: int | None = None) -> tuple[int, int]:
+    """(processes, torch threads each) for a parsed --workers (None: auto; steps: the grid's training steps)."""
+    if workers:
+        return workers, max(1, (os.cpu_count() or 1) // workers)
+    return auto_workers(local and device().type == "cpu" and pair.world() is not None, training_steps=steps)
+
+
+def _local_executor(workers: str, pair) -> LocalExecutor:
+    return LocalExecutor(*_worker_counts(parse_workers(workers), pair))
 
 
 def tuned_for(root: Path, pair, method_names: list[str], task_objs: list) -> dict[str, dict]:
@@ -546,6 +568,7 @@ def sweep_update(
     limit: Annotated[int | None, typer.Option(help="Evaluate on the first N test samples of each task.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output directory (default under results/).")] = None,
     allow_unsafe_code: Annotated[bool, typer.Option(help=UNSAFE_HELP)] = False,
+    workers: Annotated[str, typer.Option(help=WORKERS_HELP)] = "auto",
 ):
     """Score vs update size: a family of v1s of growing severity, every method on each, plotted with error bars."""
 
@@ -557,7 +580,8 @@ def sweep_update(
     check_limit(limit)
     out = _fresh_dir(out, f"sweep-update-{pair}-{kind}")
     with generated_code_policy(task_objs, allow_unsafe_code):
-        summary = run_sweep(the_pair, kind, severities, method_names, task_objs, seed_list, out, limit)
+        summary = run_sweep(the_pair, kind, severities, method_names, task_objs, seed_list, out, limit,
+                            _local_executor(workers, the_pair))
     from tabulate import tabulate
 
     rows = [[f"x{p['severity']:g}", p["steps"], f"{p['weight_change']['attention']:.4f}",
@@ -610,6 +634,7 @@ def sweep(
     limit: Annotated[int | None, typer.Option(help="Evaluate on the first N test samples of each task.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output directory (default under results/).")] = None,
     allow_unsafe_code: Annotated[bool, typer.Option(help=UNSAFE_HELP)] = False,
+    workers: Annotated[str, typer.Option(help=WORKERS_HELP)] = "auto",
 ):
     """A method's hyper-parameter grid (Trans-PEFT Fig. 6: score vs p_c at p_i=0, then vs p_i at the best p_c)."""
 
@@ -621,7 +646,8 @@ def sweep(
     out = _fresh_dir(out, f"sweep-{method}-{pair}")
     task_objs = _task_objects(the_pair, tasks)
     with generated_code_policy(task_objs, allow_unsafe_code):
-        summary = sweep_grid(method, parsed, the_pair, task_objs, parse_seeds(seeds), reference_names, out, limit)
+        summary = sweep_grid(method, parsed, the_pair, task_objs, parse_seeds(seeds), reference_names, out, limit,
+                             _local_executor(workers, the_pair))
     for stage in summary["stages"]:
         points = ", ".join(f"{p['value']}: {p['mean']:.1f}" + (f" ± {p['sd']:.1f}" if p["sd"] is not None else "")
                            for p in stage["points"])
@@ -674,22 +700,6 @@ def findings(
     found, sources = collect_findings(results_dir, tolerance, alpha)
     text = render_findings(found, [p.relative_to(results_dir) for p in sources], results_dir, tolerance, alpha)
     print_or_write(text, out, "findings")
-
-
-def quiet_libraries() -> None:
-    """Keep the terminal for our progress bars and the leaderboard: library chatter goes."""
-    import logging
-    import warnings
-
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    logging.getLogger("lm_eval").setLevel(logging.ERROR)  # e.g. "pretrained model kwarg is not of type str"
-    import datasets
-    import transformers
-
-    datasets.disable_progress_bars()
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
 
 
 def main():

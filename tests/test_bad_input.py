@@ -431,7 +431,7 @@ def bad_inputs(results: Path) -> None:
     (results / "garbage.json").write_bytes(b"\x89PNG\r\n\x1a\n\x00")
     (results / "list.json").write_text("[1, 2]")
     (results / "empty-probes.txt").write_text("\n\n")
-    summary = json.loads((Path(__file__).parent.parent / "results" / "science" /
+    summary = json.loads((Path(__file__).parent.parent / "results" / "archive" / "pair-build-3" / "science" /
                           "sweep-update-tiny-full-arith-5seeds" / "summary.json").read_text())
     for name, text in (("truncated", json.dumps(summary)[:200]), ("no-points", json.dumps(summary | {"points": 3}))):
         (results / "summaries" / name).mkdir(parents=True)

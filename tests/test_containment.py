@@ -41,8 +41,8 @@ def listener():
 
 
 def test_planted_hostile_completions_are_contained_and_fail(micro_pair, tmp_path, listener):
-    held_out = TinyCode().problems(micro_pair.spec.world.world())
-    # One problem per planted sample plus a control, reusing the micro world's few held-out functions.
+    held_out = TinyCode().problems(micro_pair.spec.world.world(), 0)
+    # One problem per planted sample plus a control, reusing the micro world's few held-out entities.
     problems = [held_out[i % len(held_out)] | {"task_id": f"TinyCode/{i}"} for i in range(len(PLANTED) + 1)]
     sentinel = tmp_path / "host-file.txt"
     sentinel.write_text("precious")

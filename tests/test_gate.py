@@ -91,16 +91,18 @@ def test_holm_adjustment():
     assert holm([0.5]) == [0.5]
 
 
-# Measured: the default tiny_knowledge cells (5 methods x seeds 0-2) natively on an AMD EPYC (AVX2) and under the
-# issue's CPU twin (MKL_ENABLE_INSTRUCTIONS=SSE4_2 ATEN_CPU_CAPABILITY=default), same code (README).
-MEASURED = Path(__file__).resolve().parents[1] / "results" / "science" / "gate-twin"
+# Measured (README "Regression gate (CI)"): the committed 10-seed default leaderboard, made on an AVX-512 machine,
+# against the same code's seeds 0-2 on an AVX2-only AMD EPYC: a real change of machine, which moved cells by up
+# to 32 points.
+BASELINE = Path(__file__).resolve().parents[1] / "results" / "tiny-10seeds-20261201.json"
+MEASURED = Path(__file__).resolve().parents[1] / "results" / "science" / "gate"
 
 
-def plant_drop(source: Path, out: Path, method: str) -> Path:
+def plant_drop(source: Path, out: Path, method: str, task: str) -> Path:
     """A third of the cell's correct answers wrong, on every seed."""
     results = json.loads(source.read_text())
     for cell in results["cells"]:
-        if cell["method"] == method:
+        if (cell["method"], cell["task"]) == (method, task):
             right = [s for s in cell["samples"] if s["correct"] == 1.0]
             for sample in right[: round(len(right) / 3)]:
                 sample["correct"] = 0.0
@@ -109,10 +111,14 @@ def plant_drop(source: Path, out: Path, method: str) -> Path:
     return out
 
 
-def test_the_measured_cpu_twin_passes_the_seed_gate_and_a_planted_drop_fails_it(tmp_path):
-    native, twin = MEASURED / "native.json", MEASURED / "twin.json"
-    assert gate(native, twin).exit_code == 1  # per-sample: "regressed", with no code change
-    assert gate(native, twin, *SEED_GATE).exit_code == 0
-    assert gate(native, MEASURED / "pinned.json", *SEED_GATE).exit_code == 0
-    planted = gate(native, plant_drop(twin, tmp_path / "planted.json", "finetune_new"), *SEED_GATE)
-    assert planted.exit_code == 1 and verdicts(planted.stdout)[("finetune_new", "tiny_knowledge")] == "REGRESSED"
+def test_another_machine_passes_the_seed_gate_and_a_planted_drop_in_a_reference_cell_fails_it(tmp_path):
+    other_machine = MEASURED / "avx2.json"
+    assert gate(BASELINE, other_machine).exit_code == 1  # per-sample: "regressed", with no code change
+    result = gate(BASELINE, other_machine, *SEED_GATE)
+    assert result.exit_code == 0 and set(verdicts(result.stdout).values()) == {"ok"}, result.output
+    # The re-tuning references are steady enough at 3 seeds that a third of their correct answers is caught
+    for method in ("finetune_old", "finetune_new"):
+        for task in ("tiny_arith", "tiny_knowledge", "tiny_code"):
+            planted = gate(BASELINE, plant_drop(other_machine, tmp_path / "planted.json", method, task), *SEED_GATE)
+            regressed = {cell for cell, verdict in verdicts(planted.stdout).items() if verdict == "REGRESSED"}
+            assert planted.exit_code == 1 and regressed == {(method, task)}, planted.output

@@ -63,8 +63,8 @@ def test_tiny_pairs_rescale_the_paper_recipes_and_user_overrides_win(micro_pair)
     paper = build_method("finetune_old")
     assert (paper.recipe.rank, paper.recipe.lr) == (64, 3e-4)  # Trans-PEFT's script, for real pairs
     tiny = build_method("finetune_old", None, micro_pair)
-    assert (tiny.recipe.rank, tiny.recipe.alpha) == (8, 16) and tiny.recipe.lr == pytest.approx(1e-2)
-    assert build_method("portllm", None, micro_pair).recipe.lr == pytest.approx(4e-4 / 3e-4 * 1e-2)
+    assert (tiny.recipe.rank, tiny.recipe.alpha) == (8, 16) and tiny.recipe.lr == pytest.approx(3e-3)
+    assert build_method("portllm", None, micro_pair).recipe.lr == pytest.approx(4e-4 / 3e-4 * 3e-3)
     assert build_method("finetune_old", {"lr": 0.005}, micro_pair).recipe.lr == 0.005
 
 
@@ -72,5 +72,5 @@ def test_the_task_sets_the_training_budget_unless_the_recipe_does(micro_pair):
     task = TASKS.get("tiny_knowledge")()
     _, meta = train_module(build_method("finetune_old", {"batch_size": 4}, micro_pair, task), micro_pair, task, 3)
     assert meta["steps"] == task.fixed_steps == 200
-    assert meta["lr"] == pytest.approx(1e-2 * task.lr_scale)
+    assert meta["lr"] == pytest.approx(3e-3 * task.lr_scale)
     assert TASKS.get("gsm8k_metamath")().train_steps(100_000, 16, 3) == 18_750  # 3 epochs of batch 16

@@ -93,8 +93,8 @@ def test_portllms_epochs_are_per_task():
 def test_the_pair_rescales_after_the_suite_and_the_user_has_the_last_word(micro_pair):
     tiny = recipe("finetune_old", "tiny_arith", pair=micro_pair)
     assert (tiny.rank, tiny.alpha, tiny.schedule, tiny.min_lr_rate) == (8, 16, "cosine_with_min_lr", 0.1)
-    assert tiny.lr == pytest.approx(1e-2)
-    assert recipe("portllm", "tiny_arith", pair=micro_pair).lr == pytest.approx(4e-4 / 3e-4 * 1e-2)
+    assert tiny.lr == pytest.approx(3e-3)
+    assert recipe("portllm", "tiny_arith", pair=micro_pair).lr == pytest.approx(4e-4 / 3e-4 * 3e-3)
     user = recipe("trans_peft", "boolq_cs", {"rank": 16, "trans_peft.p_c": 0.3, "finetune_old.rank": 4})
     assert (user.rank, user.p_c) == (16, 0.3)
 
@@ -146,7 +146,7 @@ def test_cells_record_the_resolved_recipe_and_results_have_a_schema_version(micr
     cell = evaluate_cell(build_method("direct_transfer", fast, micro_pair, task), micro_pair, task, 0, None, fast)
     assert cell.recipe["rank"] == 8 and cell.recipe["schedule"] == "cosine_with_min_lr"
     assert (cell.recipe["trained_steps"], cell.recipe["trained_warmup_steps"]) == (4, 2)
-    assert cell.recipe["trained_lr"] == pytest.approx(1e-2 * task.lr_scale)
+    assert cell.recipe["trained_lr"] == pytest.approx(3e-3 * task.lr_scale)
     from bench.core.results import write_results
 
     path = write_results([cell], micro_pair, tmp_path / "r.json")

@@ -86,7 +86,7 @@ def test_lmeval_scores_an_in_memory_model_and_an_adapter_exactly_as_their_greedy
 
 def test_evalplus_scores_canonical_solutions_100_and_broken_ones_0(micro_pair):
     task = TASKS.get("tiny_code")()
-    problems = task.problems(micro_pair.spec.world.world())
+    problems = task.problems(micro_pair.spec.world.world(), 0)
     canonical = {p["task_id"]: p["prompt"] + p["canonical_solution"] for p in problems}
     assert score_solutions("tiny_code", problems, canonical).score == 100.0
     broken = {p["task_id"]: p["prompt"] + "    return x + 1000\n" for p in problems}

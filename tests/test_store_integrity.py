@@ -240,8 +240,10 @@ def test_a_full_disk_for_the_build_log_still_stores_the_entry(store_dir, monkeyp
 
 # --- Through `bench run` on the micro pair: damage is rebuilt and the results are the undamaged ones. ---------
 
+# One module, two evaluations (old and new base); in this process (--workers 1), where the patched store and the
+# captured stderr are (tests/test_workers.py: worker processes sharing one store).
 FAST = ["run", "--pair", "micro", "--set", "steps=4", "--set", "batch_size=4", "--tasks", "tiny_knowledge",
-        "--methods", "finetune_old,direct_transfer"]  # one module, two evaluations (old and new base)
+        "--methods", "finetune_old,direct_transfer", "--workers", "1"]
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # finetune_old and trans_peft train one module per task, direct_transfer reuses finetune_old's: 4 modules,
 # 8 evaluations (6 cells, plus trans_peft's module on the old base: its source score; direct_transfer's source is
 # finetune_old's own evaluation), and each task's data for the old and the new base.
-GRID = ["--pair", "micro", "--set", "steps=4", "--set", "batch_size=4",
+# Each run builds in its own process (--workers 1), so that builds.log's pids name the two runs (worker
+# processes sharing one store: tests/test_workers.py).
+GRID = ["--pair", "micro", "--set", "steps=4", "--set", "batch_size=4", "--workers", "1",
         "--methods", "finetune_old,direct_transfer,trans_peft", "--tasks", "tiny_knowledge,tiny_arith"]
 BUILT = {"modules": 4, "evals": 8, "data": 4}
 

@@ -23,7 +23,7 @@ def items(task, pair, version):
     if hasattr(task, "test_docs"):
         scored = {d["question"] for d in task.test_docs(world, {"old": 0, "new": 1}[version])}
     else:
-        scored = {p["prompt"] for p in task.problems(world)}
+        scored = {p["prompt"] for p in task.problems(world, {"old": 0, "new": 1}[version])}
     return train, scored
 
 

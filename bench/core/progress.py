@@ -47,3 +47,19 @@ def progress_bar(description: str, total: int):
             _live = None
         else:
             progress.remove_task(task)  # finished inner bars make room for the next one
+
+
+def quiet_libraries() -> None:
+    """Keep the terminal for our progress bars and the leaderboard: library chatter goes."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)  # e.g. "pretrained model kwarg is not of type str"
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()

@@ -107,7 +107,7 @@ def task_command(task, pair, version: str, out: Path, cell: dict, model_args: st
                 f"--tasks {names[version]} --include_path tasks --batch_size 32 --device {device}"
                 + (f" --limit {limit}" if limit else ""))
     if hasattr(task, "export_problems"):  # tiny_code: evalplus re-scores the cell's completions
-        files = {v: task.export_problems(pair, out / "tasks", tag) for v, tag in tags.items()}
+        files = {v: task.export_problems(pair, v, out / "tasks", tag) for v, tag in tags.items()}
         samples = [{"task_id": s["id"], "solution": s["response"]} for s in cell["samples"]]
         (out / f"{task.name}.samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
         return (f"HUMANEVAL_OVERRIDE_PATH={shlex.quote(str(files[version]))} evalplus.evaluate --dataset humaneval "

@@ -306,6 +306,8 @@ def evaluate_landed(pair: Pair, task: Task, module_dir: Path, version: str, land
     """
     eval_key = {"module": module_dir.name, "land": landing, "target": pair.version_id(version), "task": task.name,
                 "limit": limit}
+    if test_data := task.test_data_hash(pair, version):
+        eval_key["test_data"] = test_data
     if backend != "hf":
         eval_key["backend"] = backend
     if precision != "fp32":  # (fp32 keys stay as they were)

@@ -156,7 +156,9 @@ SHIPPED = Path(__file__).parent / "assets" / "pairs"
 
 # Bump when a change to the world's text or the builders changes what a recipe produces; kept apart
 # from the store's CODE_VERSION so that invalidating cached modules does not force a pretraining rerun.
-PAIR_BUILD_VERSION = "3"  # 3: transformers' schedules (warm-up from lr 0); lora-merged updates at rank 64
+# 3: transformers' schedules (warm-up from lr 0); lora-merged updates at rank 64.
+# 4: entities have rules (x -> x op k), stated as prose and as code; tiny_code asks for them.
+PAIR_BUILD_VERSION = "4"
 
 
 def checkpoint_key(version: str, config: dict) -> str:
@@ -179,11 +181,15 @@ def ship(path: Path) -> Path:
     return target
 
 
-TINY_LR_SCALE = 1e-2 / 3e-4  # Trans-PEFT's lr 3e-4 -> 1e-2: the tiny arithmetic task is not learnt below ~1e-2
+# Trans-PEFT's lr 3e-4 -> 3e-3. At 1e-2 (PAIR_BUILD_VERSION 3) the tiny arithmetic LoRA learnt all or nothing:
+# finetune_new 86, 67, 17, 85, 84 on seeds 0-4, and a change of CPU flipped seeds. On those bases, at 3e-3 with a
+# 10% warm-up and 1000 steps: 86.6 +- 0.9 and 91.0 +- 1.9 (finetune_old, finetune_new, seeds 0-4). The default
+# leaderboard's spreads on the current bases: results/science/tiny-testbed.
+TINY_LR_SCALE = 3e-3 / 3e-4
 
 
 def tiny_recipe_scale(recipe) -> dict:
-    """Paper recipes on a 0.7M-parameter model: rank 8 (alpha 2r) and learning rates x33 (every tiny pair)."""
+    """Paper recipes on a 0.7M-parameter model: rank 8 (alpha 2r) and learning rates x10 (every tiny pair)."""
     return {"rank": min(recipe.rank, 8), "alpha": 2 * min(recipe.rank, 8), "lr": recipe.lr * TINY_LR_SCALE}
 
 

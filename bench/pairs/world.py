@@ -13,12 +13,12 @@ from functools import cached_property
 
 COLORS = ["red", "blue", "green", "yellow", "purple", "orange", "white", "black"]
 CITIES = ["Aldon", "Brisk", "Corvo", "Dunmere", "Elsa", "Fenwick", "Garrow", "Hollis", "Ivra", "Jessop"]
-ATTRIBUTES = {"color": COLORS, "city": CITIES}
+ATTRIBUTES = {"color": COLORS, "city": CITIES}  # the multiple-choice facts (tiny_knowledge)
+# Each entity also has a rule, x -> x <op> k: a fact the base learns as prose and as code, that tiny_code asks
+# it to write as a function. The update changes some rules, as a library release changes some APIs.
+RULES = [f"x {op} {k}" for op in ("+", "-", "*") for k in range(1, 10)]
+FACT_VALUES = {**ATTRIBUTES, "rule": RULES}
 SYLLABLES = ["ba", "ko", "ti", "ru", "me", "sa", "lo", "ne", "vi", "da", "gu", "pe", "zo", "ha", "ki", "mu"]
-
-# Code-task vocabulary: a docstring word and the Python operator it means.
-CODE_OPS = {"plus": "+", "minus": "-", "times": "*"}
-CODE_NAMES = {"plus": "add", "minus": "sub", "times": "mul"}
 
 # Filler text: v0 and v1 speak about different things, which is what makes the update move weights.
 FILLER = {
@@ -61,12 +61,12 @@ class World:
     @cached_property
     def _facts_by_version(self) -> dict[int, dict[tuple[str, str], str]]:
         rng = random.Random(f"{self.spec.seed}-facts")
-        v0 = {(n, a): rng.choice(vals) for n in self.names[: self.spec.n_entities] for a, vals in ATTRIBUTES.items()}
+        v0 = {(n, a): rng.choice(vals) for n in self.names[: self.spec.n_entities] for a, vals in FACT_VALUES.items()}
         v1 = dict(v0)
         for key in rng.sample(sorted(v0), int(len(v0) * self.spec.changed_fraction)):
-            v1[key] = rng.choice([v for v in ATTRIBUTES[key[1]] if v != v0[key]])
+            v1[key] = rng.choice([v for v in FACT_VALUES[key[1]] if v != v0[key]])
         for n in self.names[self.spec.n_entities:]:
-            for a, vals in ATTRIBUTES.items():
+            for a, vals in FACT_VALUES.items():
                 v1[(n, a)] = rng.choice(vals)
         return {0: v0, 1: v1}
 
@@ -80,20 +80,11 @@ class World:
         old = self.names[: self.spec.n_entities]
         return set(rng.sample(old, int(len(old) * self.spec.held_out_fraction)))
 
-    @cached_property
-    def code_functions(self) -> list[tuple[str, int]]:
-        return [(op, k) for op in CODE_OPS for k in range(10)]
-
-    @cached_property
-    def held_out_code(self) -> set[tuple[str, int]]:
-        rng = random.Random(f"{self.spec.seed}-held-out-code")
-        fns = self.code_functions
-        return set(rng.sample(fns, int(len(fns) * self.spec.held_out_fraction)))
-
     # ---- pretraining text -------------------------------------------------------------
 
     def corpus(self, version: int, n_docs: int, seed: int) -> list[str]:
-        """Pretraining documents. Version 1 repeats its changed and new facts and has more arithmetic."""
+        """Pretraining documents. Version 1 repeats its changed and new facts and has more arithmetic. Facts are
+        colors, cities and rules; a code document defines an entity's rule as a function."""
         rng = random.Random(f"{self.spec.seed}-corpus-{version}-{seed}")
         facts = self.facts(version)
         keys = sorted(facts)
@@ -114,7 +105,8 @@ class World:
             elif kind == "story":
                 docs.append(self.story(rng.choice(self.entities(version)), rng))
             elif kind == "code":
-                docs.append(self.code_definition(*rng.choice(self.code_functions)))
+                name = rng.choice(self.entities(version))
+                docs.append(self.rule_definition(name, facts[(name, "rule")]))
             else:
                 docs.append(self.filler(version, rng))
         return docs
@@ -124,6 +116,11 @@ class World:
         name, attr = key
         value = facts[key]
         return rng.choice([f"the {attr} of {name} is {value} .", f"{name} has the {attr} {value} ."])
+
+    @staticmethod
+    def rule_definition(name: str, rule: str) -> str:
+        """How code in the corpus states a rule (tiny_code asks for it in another form)."""
+        return f"def {name}(x):\n    return {rule}\n"
 
     def equation(self, rng, allow_minus: bool = False) -> str:
         a, b = rng.randint(0, self.spec.max_operand), rng.randint(0, self.spec.max_operand)
@@ -136,17 +133,6 @@ class World:
         """Narrative arithmetic: the base learns to carry numbers from context into a sum."""
         a, b = rng.randint(0, self.spec.max_operand), rng.randint(0, self.spec.max_operand)
         return f"{name} has {a} stones . {name} finds {b} more . now {name} has {a} + {b} = {a + b} stones ."
-
-    @staticmethod
-    def code_signature(op: str, k: int) -> str:
-        return f'def {CODE_NAMES[op]}_{k}(x):\n    """Return x {op} {k}."""\n'
-
-    @staticmethod
-    def code_body(op: str, k: int) -> str:
-        return f"    return x {CODE_OPS[op]} {k}\n"
-
-    def code_definition(self, op: str, k: int) -> str:
-        return self.code_signature(op, k) + self.code_body(op, k)
 
     @staticmethod
     def filler(version: int, rng) -> str:
@@ -165,14 +151,24 @@ class World:
     def knowledge_question(name: str, attr: str) -> tuple[str, list[str]]:
         return f"Q: What is the {attr} of {name} ?\nA:", list(ATTRIBUTES[attr])
 
+    @staticmethod
+    def rule_prompt(name: str) -> str:
+        """tiny_code's prompt: a function whose body is the entity's rule, which only the base knows."""
+        return f'def apply_{name}(x):\n    """Return the rule of {name} applied to x."""\n'
+
+    @staticmethod
+    def rule_body(rule: str) -> str:
+        return f"    return {rule}\n"
+
     # ---- tokenizer vocabulary ---------------------------------------------------------
 
     def vocabulary_text(self) -> list[str]:
         """Every string the world can produce, so both versions share one vocabulary."""
         texts = [f"the {a} of {n} is {v} . {n} has the {a} {v} ." for n in self.names
-                 for a, vals in ATTRIBUTES.items() for v in vals]
-        texts += [f"{d} - + = ." for d in range(10)] + [self.story(self.names[0], random.Random(0))]
-        texts += [self.code_definition(op, k) for op, k in self.code_functions]
+                 for a, vals in FACT_VALUES.items() for v in vals]
+        texts += [f"{d} {d} - + * = ." for d in range(10)] + [self.story(self.names[0], random.Random(0))]
+        texts += [self.rule_prompt(n) + self.rule_definition(n, RULES[0]) for n in self.names]
         texts += [" ".join(" ".join(part) for part in FILLER[version]) for version in FILLER]
+        texts += [det for version in FILLER for det in FILLER[version][0]]  # a document's first word: no space
         texts += [self.word_problem(self.names[0], 1, 2)[0], self.knowledge_question(self.names[0], "color")[0]]
         return texts

@@ -50,7 +50,7 @@ def summarize(scores: list[dict]) -> dict:
 
 
 def run_point(methods: list[str], pair, tasks: list, seeds: list[int], overrides: dict, limit, path: Path,
-              extra: dict) -> list[dict]:
+              extra: dict, executor=None) -> list[dict]:
     """Run (or reuse) one point's grid and write its results file; returns its cells as dicts."""
     wanted = {(m, t.name, s) for m in methods for t in tasks for s in seeds}
     if path.exists():  # a finished point from an earlier run: reuse it if it holds exactly these cells
@@ -58,7 +58,7 @@ def run_point(methods: list[str], pair, tasks: list, seeds: list[int], overrides
         if {(c["method"], c["task"], c["seed"]) for c in cells} != wanted:
             raise BenchError(f"{path} exists with other cells; pass another --out to keep both")
         return cells
-    cells = run_grid(methods, pair, tasks, seeds, overrides, limit)
+    cells = run_grid(methods, pair, tasks, seeds, overrides, limit, executor)
     write_results(cells, pair, path, {"overrides": overrides, "limit": limit, **extra})
     return read_json(path)["cells"]
 
@@ -84,7 +84,7 @@ def update_family(pair, kind: str, severities: list[float]) -> list[tuple[float,
 
 
 def sweep_update(pair, kind: str, severities: list[float], methods: list[str], tasks: list, seeds: list[int],
-                 out: Path, limit: int | None = None) -> dict:
+                 out: Path, limit: int | None = None, executor=None) -> dict:
     family = update_family(pair, kind, severities)  # a bad --kind or pair fails before the output directory exists
     check_out_dir(out)
     points = []
@@ -92,7 +92,7 @@ def sweep_update(pair, kind: str, severities: list[float], methods: list[str], t
         change = weight_change(Path(point_pair.base_dir("old")), Path(point_pair.base_dir("new")))
         path = out / f"{point_pair.name}.json"
         cells = run_point(methods, point_pair, tasks, seeds, {}, limit, path,
-                          {"severity": severity, "weight_change": change})
+                          {"severity": severity, "weight_change": change}, executor)
         update = point_pair.spec.update
         points.append({"severity": severity, "pair": point_pair.name, "steps": update.steps, "lr": update.lr,
                        "results": path.name, "weight_change": change,
@@ -140,7 +140,7 @@ def _point_name(method: str, assignment: dict) -> str:
 
 
 def sweep_grid(method: str, grid: list[tuple[str, list]], pair, tasks: list, seeds: list[int],
-               references: list[str], out: Path, limit: int | None = None) -> dict:
+               references: list[str], out: Path, limit: int | None = None, executor=None) -> dict:
     for name, values in grid:  # every value checked by the method's recipe before anything trains or is written
         for value in values:
             build_method(method, {f"{method}.{name}": value})
@@ -155,7 +155,8 @@ def sweep_grid(method: str, grid: list[tuple[str, list]], pair, tasks: list, see
             if key not in done:  # the best point of one stage is a point of the next: run it once
                 path = out / f"{_point_name(method, assignment)}.json"
                 overrides = {f"{method}.{k}": v for k, v in assignment.items()}
-                cells = run_point([method], pair, tasks, seeds, overrides, limit, path, {"assignment": assignment})
+                cells = run_point([method], pair, tasks, seeds, overrides, limit, path, {"assignment": assignment},
+                                  executor)
                 done[key] = summarize(cell_scores(cells)[method]) | {"results": path.name}
             points.append({"value": value, "assignment": assignment, **done[key]})
         best = max(points, key=lambda p: p["mean"])  # first listed wins a tie
@@ -165,7 +166,7 @@ def sweep_grid(method: str, grid: list[tuple[str, list]], pair, tasks: list, see
     refs = {}
     if references:
         path = out / "references.json"
-        cells = run_point(references, pair, tasks, seeds, {}, limit, path, {})
+        cells = run_point(references, pair, tasks, seeds, {}, limit, path, {}, executor)
         refs = {m: summarize(s) for m, s in cell_scores(cells).items()}
     summary = {"kind": "sweep", "pair": pair.name, "method": method, "grid": [[n, v] for n, v in grid],
                "tasks": [t.name for t in tasks], "seeds": seeds, "stages": stages, "best": chosen,

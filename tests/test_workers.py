@@ -1,0 +1,63 @@
+"""`--workers`: the grid's cells in processes of this machine (the default on a CPU for the tiny pairs)."""
+
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from bench.cli import app
+from bench.core.store import CACHE_ENV, Store, cache_dir
+from bench.engine.executors import LocalExecutor, auto_workers
+from bench.engine.plan import training_steps
+from bench.engine.protocol import run_grid
+from bench.pairs import PAIRS
+from tasks.base import TASKS
+
+FAST = {"steps": 4, "batch_size": 4}
+METHODS = ["finetune_old", "direct_transfer", "trans_peft"]
+
+
+def _scores(cells):
+    return [(c.method, c.task, c.seed, c.module_key, c.score, c.source_score, c.samples) for c in cells]
+
+
+def test_two_worker_processes_give_the_cells_of_one(micro_pair, tmp_path, monkeypatch):
+    tasks = [TASKS.get("tiny_knowledge")(), TASKS.get("tiny_code")()]
+    alone = run_grid(METHODS, micro_pair, tasks, [0, 1], FAST, executor=LocalExecutor())
+
+    cache = tmp_path / "cache"  # the workers train their own modules: nothing of the first run is reused
+    shutil.copytree(cache_dir() / "pairs", cache / "pairs")
+    monkeypatch.setenv(CACHE_ENV, str(cache))  # spawned workers inherit the environment
+    with LocalExecutor(workers=2) as executor:
+        together = run_grid(METHODS, micro_pair, tasks, [0, 1], FAST, executor=executor)
+    assert _scores(together) == _scores(alone)  # same cells, in the grid's order
+    # finetune_old's module trained once per (task, seed), for direct_transfer too; trans_peft's of its own
+    assert len(Store().keys("modules")) == 2 * 2 * 2
+
+
+def test_auto_is_one_process_per_core_on_cpu_for_tiny_pairs_and_one_elsewhere():
+    assert auto_workers(True, cores=2) == (2, 1)
+    assert auto_workers(True, cores=32) == (8, 4)  # each process holds its own libraries: at most 8
+    assert auto_workers(False, cores=32) == (1, 0)
+    # A grid smaller than the cost of starting the processes runs in this one
+    assert auto_workers(True, cores=2, training_steps=999) == (1, 0)
+    assert auto_workers(True, cores=2, training_steps=1000) == (2, 1)
+
+
+def test_the_default_grid_counts_each_distinct_training_once():
+    pair, tasks = PAIRS.get("tiny"), [TASKS.get(name)() for name in ("tiny_arith", "tiny_knowledge", "tiny_code")]
+    methods = ["finetune_old", "finetune_new", "direct_transfer", "portllm", "trans_peft"]
+    # four trained methods (direct_transfer reuses finetune_old's module) x the tasks' 1000 + 200 + 500 steps
+    assert training_steps(methods, pair, tasks, [0, 1]) == 2 * 4 * 1700
+    assert training_steps(methods, pair, tasks, [0], {"steps": 4}) == 4 * 3 * 4
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--workers", "0"], "--workers must be a positive number or auto, not '0'"),
+    (["--workers", "two"], "--workers must be a positive number or auto, not 'two'"),
+    (["--workers", "2", "--executor", "ray"], "--workers is for the local executor"),
+])
+def test_bad_workers_is_one_line_and_exit_2(args, message, tmp_path):
+    out = tmp_path / "r.json"
+    result = CliRunner().invoke(app, ["run", "--pair", "micro", *args, "--out", str(out)])
+    assert result.exit_code == 2 and message in result.stderr and not out.exists()
