@@ -90,7 +90,7 @@ app = typer.Typer(cls=OneLineUsageErrors, add_completion=False, pretty_exception
 DEFAULT_METHODS = "finetune_old,finetune_new,direct_transfer,portllm,trans_peft"
 DEFAULT_TASKS = "tiny_arith,tiny_knowledge,tiny_code"
 WORKERS_HELP = ("Processes of this machine that run the grid's cells (local executor), or auto: one per core, one "
-                "torch thread each, on a CPU for the tiny pairs; else 1.")
+                "torch thread each, on a CPU for the tiny pairs when the grid trains >= 1000 steps; else 1.")
 
 
 def one_line_errors(command):
@@ -333,8 +333,12 @@ def _worker_counts(workers: int | None, pair, local: bool = True, steps: int | N
     return auto_workers(local and device().type == "cpu" and pair.world() is not None, training_steps=steps)
 
 
-def _local_executor(workers: str, pair) -> LocalExecutor:
-    return LocalExecutor(*_worker_counts(parse_workers(workers), pair))
+def _local_executor(workers: int | None, pair, methods: list[str], tasks: list, seeds: list[int]) -> LocalExecutor:
+    """The sweeps' executor: --workers, or auto judged on one point's grid (tiny pairs; any other pair is refused
+    by the sweep itself, in its own words)."""
+    if workers or pair.world() is None:
+        return LocalExecutor(*_worker_counts(workers, pair))
+    return LocalExecutor(*_worker_counts(workers, pair, steps=training_steps(methods, pair, tasks, seeds)))
 
 
 def tuned_for(root: Path, pair, method_names: list[str], task_objs: list) -> dict[str, dict]:
@@ -578,10 +582,11 @@ def sweep_update(
     seed_list = parse_seeds(seeds)
     task_objs = _task_objects(the_pair, tasks)
     check_limit(limit)
+    worker_count = parse_workers(workers)
     out = _fresh_dir(out, f"sweep-update-{pair}-{kind}")
     with generated_code_policy(task_objs, allow_unsafe_code):
-        summary = run_sweep(the_pair, kind, severities, method_names, task_objs, seed_list, out, limit,
-                            _local_executor(workers, the_pair))
+        executor = _local_executor(worker_count, the_pair, method_names, task_objs, seed_list)
+        summary = run_sweep(the_pair, kind, severities, method_names, task_objs, seed_list, out, limit, executor)
     from tabulate import tabulate
 
     rows = [[f"x{p['severity']:g}", p["steps"], f"{p['weight_change']['attention']:.4f}",
@@ -643,11 +648,13 @@ def sweep(
     the_pair = get_pair(pair)
     parsed = parse_grid(grid)
     check_limit(limit)
+    worker_count = parse_workers(workers)
     out = _fresh_dir(out, f"sweep-{method}-{pair}")
     task_objs = _task_objects(the_pair, tasks)
+    seed_list = parse_seeds(seeds)
     with generated_code_policy(task_objs, allow_unsafe_code):
-        summary = sweep_grid(method, parsed, the_pair, task_objs, parse_seeds(seeds), reference_names, out, limit,
-                             _local_executor(workers, the_pair))
+        executor = _local_executor(worker_count, the_pair, [method, *reference_names], task_objs, seed_list)
+        summary = sweep_grid(method, parsed, the_pair, task_objs, seed_list, reference_names, out, limit, executor)
     for stage in summary["stages"]:
         points = ", ".join(f"{p['value']}: {p['mean']:.1f}" + (f" ± {p['sd']:.1f}" if p["sd"] is not None else "")
                            for p in stage["points"])

@@ -188,7 +188,7 @@ class TinyCode(TinyTask):
     suite = "tiny"
     # ~57 epochs of 140 functions. The LoRA must learn to recall the base's rule for entities it never trained on,
     # which comes late: finetune_new scored 16.7, 77.7 and ~88 (seed means) at 150, 500 and 1000 steps; 500 keeps
-    # the cold default grid near 5 minutes on 2 cores (README "Tasks").
+    # the cold default grid at about 6 minutes a seed on 2 cores (README "Tasks").
     fixed_steps = 500
 
     def _entities(self, world: World, which: str) -> list[str]:
