@@ -311,10 +311,9 @@ def run(
             # with auto's precision as this process resolved it (a CPU probe could differ between ranks)
             raise typer.Exit(distributed.launch(nproc, sys.argv[1:] + ["--precision", options.precision]))
         distributed.start()  # under accelerate launch / torchrun: join the others
-        local = executor == "local" and nproc == 1
-        steps = training_steps(method_names, the_pair, task_objs, seed_list, overrides, options) if local else None
-        with sigterm_as_interrupt(), make_executor(executor, ray_address,
-                                                   *_worker_counts(worker_count, the_pair, local, steps)) as runner:
+        counts = _worker_counts(worker_count, the_pair, method_names, task_objs, seed_list, overrides,
+                                local=executor == "local" and nproc == 1)
+        with sigterm_as_interrupt(), make_executor(executor, ray_address, *counts) as runner:
             cells = run_grid(method_names, the_pair, task_objs, seed_list, overrides, limit, runner, eval_backend,
                              task_overrides=task_overrides, options=options)
             if not distributed.is_main():  # rank 0 writes the results
@@ -326,19 +325,15 @@ def run(
     typer.echo(f"results: {path}")
 
 
-def _worker_counts(workers: int | None, pair, local: bool = True, steps: int | None = None) -> tuple[int, int]:
-    """(processes, torch threads each) for a parsed --workers (None: auto; steps: the grid's training steps)."""
+def _worker_counts(workers: int | None, pair, methods: list[str], tasks: list, seeds: list[int],
+                   overrides: dict | None = None, local: bool = True) -> tuple[int, int]:
+    """(processes, torch threads each) for a parsed --workers (None: auto, judged on the grid's training steps,
+    counted only where auto could choose processes: the local executor on a CPU, a tiny pair)."""
     if workers:
         return workers, max(1, (os.cpu_count() or 1) // workers)
-    return auto_workers(local and device().type == "cpu" and pair.world() is not None, training_steps=steps)
-
-
-def _local_executor(workers: int | None, pair, methods: list[str], tasks: list, seeds: list[int]) -> LocalExecutor:
-    """The sweeps' executor: --workers, or auto judged on one point's grid (tiny pairs; any other pair is refused
-    by the sweep itself, in its own words)."""
-    if workers or pair.world() is None:
-        return LocalExecutor(*_worker_counts(workers, pair))
-    return LocalExecutor(*_worker_counts(workers, pair, steps=training_steps(methods, pair, tasks, seeds)))
+    if not (local and device().type == "cpu" and pair.world() is not None):
+        return auto_workers(False)
+    return auto_workers(True, training_steps=training_steps(methods, pair, tasks, seeds, overrides))
 
 
 def tuned_for(root: Path, pair, method_names: list[str], task_objs: list) -> dict[str, dict]:
@@ -585,7 +580,7 @@ def sweep_update(
     worker_count = parse_workers(workers)
     out = _fresh_dir(out, f"sweep-update-{pair}-{kind}")
     with generated_code_policy(task_objs, allow_unsafe_code):
-        executor = _local_executor(worker_count, the_pair, method_names, task_objs, seed_list)
+        executor = LocalExecutor(*_worker_counts(worker_count, the_pair, method_names, task_objs, seed_list))
         summary = run_sweep(the_pair, kind, severities, method_names, task_objs, seed_list, out, limit, executor)
     from tabulate import tabulate
 
@@ -653,7 +648,8 @@ def sweep(
     task_objs = _task_objects(the_pair, tasks)
     seed_list = parse_seeds(seeds)
     with generated_code_policy(task_objs, allow_unsafe_code):
-        executor = _local_executor(worker_count, the_pair, [method, *reference_names], task_objs, seed_list)
+        executor = LocalExecutor(*_worker_counts(worker_count, the_pair, [method, *reference_names], task_objs,
+                                                 seed_list))  # judged on one point's grid
         summary = sweep_grid(method, parsed, the_pair, task_objs, seed_list, reference_names, out, limit, executor)
     for stage in summary["stages"]:
         points = ", ".join(f"{p['value']}: {p['mean']:.1f}" + (f" ± {p['sd']:.1f}" if p["sd"] is not None else "")

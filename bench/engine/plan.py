@@ -39,34 +39,6 @@ FIG7_PARAMS_B = 7.0
 PLAN_SEQ_LEN = 1024  # tokens per training sequence when the recipe names no max_length
 
 
-def grid_cells(methods: list[str], pair, tasks: list, seeds: list[int], overrides: dict | None = None,
-               options: TrainOptions | None = None):
-    """Walk the grid: per (seed, task, method name), the method, the method whose module it lands (itself, or the
-    one it reuses), that module's key, and the trainings the module needs as (key, method): its own and, for a
-    warm start, the module it starts from."""
-    for seed in seeds:
-        for task in tasks:
-            for name in methods:
-                method = build_method(name, overrides, pair, task)
-                source = module_source(method, overrides, pair, task)
-                chain = [source] + ([build_method(source.starts_from, overrides, pair, task)]
-                                    if source.starts_from else [])
-                module = module_key(source, pair, task, seed, overrides, options)
-                needs = [(module if trained is source else module_key(trained, pair, task, seed, overrides, options),
-                          trained) for trained in chain]
-                yield seed, task, name, method, source, module, needs
-
-
-def training_steps(methods: list[str], pair, tasks: list, seeds: list[int], overrides: dict | None = None,
-                   options: TrainOptions | None = None) -> int:
-    """The steps of the grid's distinct trainings, summed (0 for a training whose size is unknown before its
-    data load)."""
-    steps = {key: planned_steps(trained, task) or 0
-             for _, task, _, _, _, _, needs in grid_cells(methods, pair, tasks, seeds, overrides, options)
-             for key, trained in needs}
-    return sum(steps.values())
-
-
 def plan(methods: list[str], pair, tasks: list, seeds: list[int], overrides: dict | None = None,
          options: TrainOptions | None = None, results_dir: Path | None = None, memory_bytes: int | None = None
          ) -> dict:
@@ -77,23 +49,31 @@ def plan(methods: list[str], pair, tasks: list, seeds: list[int], overrides: dic
     measured = measured_throughput(pair, results_dir)
     trainings: dict[str, dict] = {}
     evaluations: dict[tuple, dict] = {}  # one per distinct (module, landing, base, task), as the store keeps them
-    for seed, task, name, method, source, module, needs in grid_cells(methods, pair, tasks, seeds, overrides, options):
-        for key, trained in needs:  # a warm start also needs the module it starts from
-            if key not in trainings:
-                examples = trained_examples(trained, task)
-                trainings[key] = {"method": trained.name, "task": task.train_key or task.name,
-                                  "base": pair.version_id(trained.trains_on), "seed": seed,
-                                  "examples": examples,
-                                  "memory": training_memory(trained, shape, shapes, options, memory_bytes),
-                                  "measured_hours": measured_hours(measured, task, examples),
-                                  **resolved_training(trained, task)}
-        landing = (module, landing_name(method), method.lands_on, task.name)
-        evaluations.setdefault(landing, {"method": name, "task": task.name, "seed": seed,
-                                         "on": pair.version_id(method.lands_on)})
-        if source.trains_on != method.lands_on:  # retention: the module scored where it trained
-            evaluations.setdefault((module, "adapter", source.trains_on, task.name),
-                                   {"method": name, "task": task.name, "seed": seed, "source": True,
-                                    "on": pair.version_id(source.trains_on)})
+    for seed in seeds:
+        for task in tasks:
+            for name in methods:
+                method = build_method(name, overrides, pair, task)
+                source = module_source(method, overrides, pair, task)
+                chain = [source] + ([build_method(source.starts_from, overrides, pair, task)]
+                                    if source.starts_from else [])
+                module = module_key(source, pair, task, seed, overrides, options)
+                for trained in chain:  # a warm start also needs the module it starts from
+                    key = module if trained is source else module_key(trained, pair, task, seed, overrides, options)
+                    if key not in trainings:
+                        examples = trained_examples(trained, task)
+                        trainings[key] = {"method": trained.name, "task": task.train_key or task.name,
+                                          "base": pair.version_id(trained.trains_on), "seed": seed,
+                                          "examples": examples,
+                                          "memory": training_memory(trained, shape, shapes, options, memory_bytes),
+                                          "measured_hours": measured_hours(measured, task, examples),
+                                          **resolved_training(trained, task)}
+                landing = (module, landing_name(method), method.lands_on, task.name)
+                evaluations.setdefault(landing, {"method": name, "task": task.name, "seed": seed,
+                                                 "on": pair.version_id(method.lands_on)})
+                if source.trains_on != method.lands_on:  # retention: the module scored where it trained
+                    evaluations.setdefault((module, "adapter", source.trains_on, task.name),
+                                           {"method": name, "task": task.name, "seed": seed, "source": True,
+                                            "on": pair.version_id(source.trains_on)})
     scale = pair.params_b / FIG7_PARAMS_B
     examples = sum(t["examples"] for t in trainings.values())
     low, high = (hours * scale * examples / FIG7_EXAMPLES for hours in FIG7_GPU_HOURS)
@@ -102,6 +82,22 @@ def plan(methods: list[str], pair, tasks: list, seeds: list[int], overrides: dic
             "evaluations": list(evaluations.values()), "gpu_hours": (low, high), "gpus_per_job": job_gpus(pair),
             "precision": options.precision, "measured": measured,
             "measured_hours": sum(hours) if hours and None not in hours else None}
+
+
+def training_steps(methods: list[str], pair, tasks: list, seeds: list[int], overrides: dict | None = None) -> int:
+    """The steps of the grid's distinct trainings, summed (0 for a training whose size is unknown before its data
+    load): a method that reuses another's module adds none, a warm start adds the module it starts from. Within one
+    grid a training is its method, task and seed, so no module key (a hash of the task's data) is needed."""
+    total = 0
+    for task in tasks:
+        trained = {}
+        for name in methods:
+            source = module_source(build_method(name, overrides, pair, task), overrides, pair, task)
+            trained[source.name] = source
+            if source.starts_from:
+                trained[source.starts_from] = build_method(source.starts_from, overrides, pair, task)
+        total += sum(planned_steps(method, task) or 0 for method in trained.values())
+    return total * len(seeds)
 
 
 def model_shape(pair) -> tuple[Shape | None, dict | None]:
