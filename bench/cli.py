@@ -286,8 +286,10 @@ def run(
                                       for m in method_names):
         raise BenchError("vLLM cannot serve bottleneck adapters (extra sub-layers no merge expresses); "
                          "use --eval-backend hf with --peft adapter")
-    options = TrainOptions(precision=resolve_precision(precision), micro_batch=parse_micro_batch(micro_batch),
-                           gradient_checkpointing=gradient_checkpointing, group_by_length=group_by_length)
+    width = the_pair.dims[0] if the_pair.dims else None  # the CPU probe's matmul size (bench/models/precision.py)
+    options = TrainOptions(precision=resolve_precision(precision, width=width),
+                           micro_batch=parse_micro_batch(micro_batch), gradient_checkpointing=gradient_checkpointing,
+                           group_by_length=group_by_length)
     for name in method_names:  # every method's batch on every task, before anything runs
         for task_obj in task_objs:
             check_micro_batch(options.micro_batch, build_method(name, overrides, the_pair, task_obj).recipe.batch_size)
@@ -689,7 +691,8 @@ def chain(
 @app.command()
 @one_line_errors
 def findings(
-    results_dir: Annotated[Path, typer.Argument(help="Directory holding sweep, chain and diagnose outputs.")],
+    results: Annotated[list[Path], typer.Argument(help="Results files (bench run) and directories holding sweep, "
+                                                       "chain, diagnose and run outputs.")],
     out: Annotated[Path | None, typer.Option(help="Write here (e.g. results/FINDINGS.md) instead of stdout.")] = None,
     tolerance: Annotated[float, typer.Option(help="Points a method may trail and still be 'about as good as' "
                                                   "(and the gain a 'beats' must be able to reach).")] = 5.0,
@@ -700,8 +703,10 @@ def findings(
 
     if not 0 < alpha < 1 or tolerance < 0:
         raise BenchError("--alpha must be in (0, 1) and --tolerance non-negative")
-    found, sources = collect_findings(results_dir, tolerance, alpha)
-    text = render_findings(found, [p.relative_to(results_dir) for p in sources], results_dir, tolerance, alpha)
+    found, sources = collect_findings(results, tolerance, alpha)
+    single = results[0] if len(results) == 1 and results[0].is_dir() else None
+    shown = [p.relative_to(single) if single else p for p in sources]  # a lone directory: paths inside it
+    text = render_findings(found, shown, single or results, tolerance, alpha)
     print_or_write(text, out, "findings")
 
 

@@ -22,6 +22,7 @@ SUITES: dict[str, Path] = {
     "code": HERE / "papers" / "recipes" / "code.yaml",
     "portllm": HERE / "papers" / "recipes" / "portllm.yaml",
     "tiny": HERE / "tiny" / "recipe.yaml",
+    "synth": HERE / "synthetic" / "recipe.yaml",
 }
 
 

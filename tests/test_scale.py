@@ -123,7 +123,7 @@ def test_checkpointing_gives_identical_gradients(trans_peft):
 # --- the precision policy -------------------------------------------------------------------------------------
 
 def fake_timer(fp32_s: float, bf16_s: float):
-    return lambda dtype: {torch.float32: fp32_s, torch.bfloat16: bf16_s}[dtype]
+    return lambda dtype, size=128: {torch.float32: fp32_s, torch.bfloat16: bf16_s}[dtype]
 
 
 @pytest.mark.parametrize("fp32_s,bf16_s,choice", [
@@ -135,10 +135,22 @@ def fake_timer(fp32_s: float, bf16_s: float):
 def test_auto_on_a_cpu_never_picks_the_slower_dtype(fp32_s, bf16_s, choice, monkeypatch):
     probe = precision.probe_cpu(timer=fake_timer(fp32_s, bf16_s))
     assert (probe.fp32_s, probe.bf16_s, probe.choice) == (fp32_s, bf16_s, choice)
-    monkeypatch.setattr(precision, "cpu_probe", lambda: probe)
+    monkeypatch.setattr(precision, "cpu_probe", lambda size=128: probe)
     assert precision.resolve_precision("auto", torch.device("cpu")) == choice
     if choice == "bf16":
         assert bf16_s < fp32_s  # whatever auto picks was measured faster
+
+
+def test_the_probe_runs_at_the_model_width_within_128_to_512(monkeypatch):
+    assert [precision.probe_size(w) for w in (None, 64, 128, 576, 896, 4096)] == [128, 128, 128, 512, 512, 512]
+    sizes = []
+    precision.probe_cpu(timer=lambda dtype, size: sizes.append(size) or 1e-3, size=512)
+    assert set(sizes) == {512}
+    asked = []
+    monkeypatch.setattr(precision, "cpu_probe", lambda size=128: asked.append(size) or precision.Probe(1, 1, "fp32"))
+    precision.resolve_precision("auto", torch.device("cpu"), width=576)
+    precision.resolve_precision("auto", torch.device("cpu"))
+    assert asked == [512, 128]  # a tiny pair (width 128, or unknown) keeps the probe its results were made with
 
 
 def test_the_real_probe_is_cached_and_consistent_with_its_own_timings():

@@ -226,9 +226,45 @@ def test_findings_say_inconclusive_when_the_seeds_cannot_tell(tmp_path):
 
 def test_findings_bad_input(tmp_path):
     result = runner.invoke(app, ["findings", str(tmp_path)])
-    assert result.exit_code == 2 and "no sweep, chain or diagnose summaries" in result.output
+    assert result.exit_code == 2 and "no run results or sweep, chain or diagnose summaries" in result.output
     result = runner.invoke(app, ["findings", str(tmp_path / "missing")])
     assert result.exit_code == 2 and "not a directory" in result.output
+    (tmp_path / "other.json").write_text(json.dumps({"hello": 1}))
+    result = runner.invoke(app, ["findings", str(tmp_path / "other.json")])
+    assert result.exit_code == 2 and "neither a bench run results file" in result.output
+
+
+def _run_results(pair, scores):  # {method: [(task, seed, score)]}; finetune_old's cells are on the old base
+    cells = [{"method": m, "task": t, "seed": s, "score": v, "evaluated_on": "old" if m == "finetune_old" else "new"}
+             for m, values in scores.items() for t, s, v in values]
+    return {"schema_version": 5, "pair": pair, "cells": cells}
+
+
+def test_findings_judge_a_leaderboard_run_and_take_several_paths(tmp_path):
+    """A `bench run` results file is one update's evidence: the same claims as a sweep point, on its own cells."""
+    seeds = range(4)
+    new = [(t, s, 80.0 + s) for t in "ab" for s in seeds]
+    run = _run_results("tiny", {
+        "finetune_old": [(t, s, 0.0) for t in "ab" for s in seeds],  # on the old base: never compared here
+        "finetune_new": new, "portllm": [(t, s, v - 1.0) for t, s, v in new],
+        "direct_transfer": [(t, s, 20.0 + 3 * s) for t in "ab" for s in seeds],
+        "trans_peft": [(t, s, 50.0 + s * s) for t in "ab" for s in seeds]})
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    report = {"kind": "diagnose", "pair": "real", "probes": 4,
+              "weights": {"attention": 0.01, "ffn": 0.02, "overall": 0.015, "layers": []},
+              "activations": [{"attn_cosine": 0.99, "ffn_cosine": 0.9}]}
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "diagnose.json").write_text(json.dumps(report))
+    text = invoke(["findings", str(tmp_path / "run.json"), str(tmp_path / "d")]).output
+    rows = {ln.split("|")[1].strip(): (ln.split("|")[3].strip(), ln.split("|")[5].strip())
+            for ln in text.splitlines() if ln.startswith("| ") and "verdict" not in ln and "tiny" in ln}
+    assert rows["a ported old-base LoRA patch is about as good as re-tuning on the updated base"] == (
+        "tiny leaderboard (a, b; 4 seeds)", "reproduces")
+    assert rows["Trans-PEFT beats direct transfer"][1] == "reproduces"
+    assert rows["Trans-PEFT is about as good as re-tuning on the updated base"][1] == "does not reproduce"
+    assert rows["direct transfer collapses after a substantial update"][1] == "reproduces"
+    assert "8 task x seed cells" in text  # both tasks, all four seeds, paired
+    assert "FFN 0.0200 vs attention 0.0100" in text and f"{tmp_path / 'run.json'}" in text
 
 
 def test_findings_at_floor_are_not_measured(tmp_path):

@@ -34,7 +34,7 @@ def test_the_wheel_installs_and_lists_everything_from_outside_the_source_tree(tm
     tasks = subprocess.run([sys.executable, "-m", "bench", "list", "tasks"], cwd=outside, env=env,
                            capture_output=True, text=True, timeout=120)
     assert tasks.returncode == 0, tasks.stderr
-    for name in ("tiny_arith", "gsm8k_metamath", "boolq_cs", "humaneval_plus"):
+    for name in ("tiny_arith", "gsm8k_metamath", "boolq_cs", "humaneval_plus", "synth_arith", "synth_pyexec"):
         assert name in tasks.stdout
     plan = subprocess.run([sys.executable, "-m", "bench", "run", "--pair", "qwen2-qwen2.5", "--dry-run", "--offline"],
                           cwd=outside, env=env, capture_output=True, text=True, timeout=120)

@@ -29,6 +29,10 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # weights and activations that the probe does not, so a near tie would be a loss.
 CPU_BF16_MARGIN = 1.25
 PROBE_SIZE = 128          # a 128 x 128 matmul: microseconds in fp32, a few ms where bf16 is emulated
+# The probe runs at the model's width (capped): on an AVX512-BF16 EPYC bf16 tied fp32 at 128 (1.0-1.3x) but was 2x
+# faster at 256 and 512, and a SmolLM2-135M (width 576) training step 1.5x faster; the tiny pairs (width 128) keep
+# the 128 probe. An AVX2-only CPU emulates bf16 at every size (over 100x slower), so it stays fp32 there.
+MAX_PROBE_SIZE = 512
 PROBE_BUDGET_S = 0.05
 
 
@@ -42,6 +46,13 @@ class Probe:
 def choose_cpu_precision(fp32_s: float, bf16_s: float) -> str:
     """The CPU decision: bf16 only when it is clearly faster; a tie or noise keeps fp32."""
     return "bf16" if bf16_s * CPU_BF16_MARGIN < fp32_s else "fp32"
+
+
+def probe_size(width: int | None) -> int:
+    """The probe matmul's size for a model of hidden size `width`: the largest power of two <= width, in 128-512."""
+    if not width:
+        return PROBE_SIZE
+    return max(PROBE_SIZE, min(MAX_PROBE_SIZE, 1 << (int(width).bit_length() - 1)))
 
 
 def time_matmul(dtype: torch.dtype, n: int = PROBE_SIZE) -> float:
@@ -63,7 +74,7 @@ def one_thread():
         torch.set_num_threads(threads)
 
 
-def probe_cpu(timer=time_matmul, budget_s: float = PROBE_BUDGET_S) -> Probe:
+def probe_cpu(timer=time_matmul, budget_s: float = PROBE_BUDGET_S, size: int = PROBE_SIZE) -> Probe:
     """Best-of-n timings of the same matmul in fp32 and bf16, alternated so that load hits both alike; at least
     3 rounds, then more while within the budget (at most 50)."""
     best = {torch.float32: float("inf"), torch.bfloat16: float("inf")}
@@ -73,18 +84,19 @@ def probe_cpu(timer=time_matmul, budget_s: float = PROBE_BUDGET_S) -> Probe:
             if round_ >= 3 and time.perf_counter() - start > budget_s:
                 break
             for dtype in best:
-                best[dtype] = min(best[dtype], timer(dtype))
+                best[dtype] = min(best[dtype], timer(dtype, size))
     fp32_s, bf16_s = best[torch.float32], best[torch.bfloat16]
     return Probe(fp32_s, bf16_s, choose_cpu_precision(fp32_s, bf16_s))
 
 
 @functools.cache
-def cpu_probe() -> Probe:
-    return probe_cpu()
+def cpu_probe(size: int = PROBE_SIZE) -> Probe:
+    return probe_cpu(size=size)
 
 
-def resolve_precision(requested: str, device: torch.device | None = None) -> str:
-    """`auto` made concrete for `device` (default: the one the protocol trains on); impossible requests refused."""
+def resolve_precision(requested: str, device: torch.device | None = None, width: int | None = None) -> str:
+    """`auto` made concrete for `device` (default: the one the protocol trains on) and a model of hidden size
+    `width` (the CPU probe's matmul size); impossible requests refused."""
     if requested not in PRECISIONS:
         raise BenchError(f"--precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -99,7 +111,7 @@ def resolve_precision(requested: str, device: torch.device | None = None) -> str
     if requested == "fp16":
         raise BenchError("--precision fp16 needs a CUDA GPU (fp16 training on a CPU is not supported); "
                          "use bf16, fp32 or auto")
-    return cpu_probe().choice if requested == "auto" else requested
+    return cpu_probe(probe_size(width)).choice if requested == "auto" else requested
 
 
 def compute_dtype(precision: str) -> torch.dtype:

@@ -21,7 +21,8 @@ from bench.core.data import corpus_texts
 from bench.core.errors import BenchError
 from bench.core.store import cached_dir, config_hash
 from bench.models.loading import device, tensor_shapes
-from bench.models.training import packed_lm_batches, train_update
+from bench.models.precision import resolve_precision
+from bench.models.training import TrainOptions, packed_lm_batches, train_update
 from bench.pairs.base import Pair
 
 MODELS_ENV = "PEFT_TRANSFER_BENCH_MODELS"
@@ -62,6 +63,16 @@ class SimulatedUpdate:
     max_examples: int | None = None  # None: the whole corpus
     seq_len: int = 1024
     batch_size: int = 16
+    # Added later; at their defaults they stay out of the version id, so bases built before keep their cache keys.
+    schedule: str = "constant"       # a transformers get_scheduler name
+    warmup_steps: int = 0
+    max_steps: int | None = None     # stop after this many steps even if the epochs ask for more
+    precision: str = "fp32"          # fp32 | bf16 | auto (bf16 only where the CPU probe or the GPU says it is faster)
+
+    def identity(self) -> dict:
+        """What the version id hashes: every field, the later ones only when they are not at their defaults."""
+        later = {"schedule": "constant", "warmup_steps": 0, "max_steps": None, "precision": "fp32"}
+        return {k: v for k, v in self.__dict__.items() if k not in later or v != later[k]}
 
 
 @dataclass(frozen=True)
@@ -92,7 +103,7 @@ class HubPair(Pair):
         step = self.versions[i]
         if isinstance(step, Model):
             return step.version_id()
-        return f"{self.version_id(f'v{i - 1}')}+cpt-{config_hash(step.__dict__)}"
+        return f"{self.version_id(f'v{i - 1}')}+cpt-{config_hash(step.identity())}"
 
     def model(self, version: str):
         """The Model or SimulatedUpdate that defines a version."""
@@ -325,14 +336,20 @@ def config_and_shapes(model) -> tuple[dict, dict[str, tuple[int, ...]]]:
 
 
 def simulate_update(parent_dir: Path, update, version_id: str, trust_remote_code: bool = False) -> Path:
-    """PortLLM's simulated update: continued pre-training of `parent_dir` on a text corpus, cached by recipe."""
+    """PortLLM's simulated update: continued pre-training of `parent_dir` on a text corpus, cached by recipe (and by
+    the precision `auto` resolved to, which changes the weights)."""
+    width = json.loads((Path(parent_dir) / "config.json").read_text()).get("hidden_size")
+    precision = resolve_precision(update.precision, device(), width)
+
     def build(out: Path):
-        continue_pretraining(parent_dir, update, out, trust_remote_code)
+        continue_pretraining(parent_dir, update, out, trust_remote_code, precision)
 
-    return cached_dir("pairs", f"cpt-{config_hash(version_id)}", build)
+    key = version_id if precision == "fp32" else [version_id, precision]
+    return cached_dir("pairs", f"cpt-{config_hash(key)}", build)
 
 
-def continue_pretraining(parent_dir: Path, update, out: Path, trust_remote_code: bool = False) -> dict:
+def continue_pretraining(parent_dir: Path, update, out: Path, trust_remote_code: bool = False,
+                         precision: str = "fp32") -> dict:
     """Train `parent_dir` on `update.corpus` (LoRA merged, or full weight) and save the result to `out`."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -347,12 +364,16 @@ def continue_pretraining(parent_dir: Path, update, out: Path, trust_remote_code:
         ids += row + ([eos] if eos is not None else [])
     seq_len = min(update.seq_len, max(2, len(ids) - 1))
     steps = max(1, update.epochs * len(ids) // (update.batch_size * seq_len))
+    steps = min(steps, update.max_steps or steps)
     batches = packed_lm_batches(ids, seq_len, update.batch_size, seed=0)
     batches = ({k: v.to(device()) for k, v in b.items()} for b in batches)
     model, stats = train_update(model, update.kind, batches, steps, update.lr, update.rank, update.alpha,
-                                schedule="constant", description=f"continued pre-training on {update.corpus}")
+                                schedule=update.schedule, warmup_steps=update.warmup_steps,
+                                options=TrainOptions(precision=precision),
+                                description=f"continued pre-training on {update.corpus}")
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
-    meta = {"parent": str(parent_dir), "update": dataclasses.asdict(update), "steps": steps, **stats}
+    meta = {"parent": str(parent_dir), "update": dataclasses.asdict(update), "steps": steps, "precision": precision,
+            "corpus_tokens": len(ids), **stats}
     (out / "bench_pair.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
     return meta

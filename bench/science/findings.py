@@ -1,7 +1,8 @@
-"""FINDINGS.md, generated from results files (`bench findings RESULTS_DIR`): which published claims reproduce.
+"""FINDINGS.md, generated from results files (`bench findings PATH...`): which published claims reproduce.
 
 Nothing here is written by hand: every verdict is a rule applied to the numbers in the summaries that
-`bench sweep-update`, `bench sweep`, `bench chain` and `bench diagnose --out` write. A claim is judged on the
+`bench sweep-update`, `bench sweep`, `bench chain` and `bench diagnose --out` write, and in `bench run`'s results
+files (one update: the leaderboard's own cells). A claim is judged on the
 (1 - alpha) confidence interval [lo, hi] of the paired difference over (task, seed) cells (t distribution):
   "about as good as"   reproduces if lo >= -tolerance (non-inferiority), fails if hi < -tolerance;
   "beats"              reproduces if lo > 0, fails if hi < tolerance (no gain of that size is left);
@@ -124,25 +125,31 @@ def _size(point: dict) -> str:
     return f"attn {w['attention']:.3f}, FFN {w['ffn']:.3f}"
 
 
+COLLAPSE_CLAIM = "direct transfer collapses after a substantial update"
+
+
+def transfer_findings(point: dict, where: str, tolerance: float, alpha: float) -> list[Finding]:
+    """The papers' three claims about one update: PortLLM's patch and Trans-PEFT against re-tuning and direct."""
+    return [Finding(claim, source, where, evidence, verdict) for claim, source, (verdict, evidence) in [
+        ("a ported old-base LoRA patch is about as good as re-tuning on the updated base", "PortLLM",
+         about_as_good(point, "portllm", "finetune_new", tolerance, alpha)),
+        ("Trans-PEFT beats direct transfer", "Trans-PEFT",
+         beats(point, "trans_peft", "direct_transfer", tolerance, alpha)),
+        ("Trans-PEFT is about as good as re-tuning on the updated base", "Trans-PEFT",
+         about_as_good(point, "trans_peft", "finetune_new", tolerance, alpha)),
+    ]]
+
+
 def severity_findings(summary: dict, tolerance: float, alpha: float) -> list[Finding]:
     found = []
     points = sorted(summary["points"], key=lambda p: p["weight_change"]["overall"])
     label = (f"{summary['pair']} {summary['update_kind']} sweep ({', '.join(summary['tasks'])}; "
              f"{len(summary['seeds'])} seeds)")
     for point in points:
-        where = f"{label}, x{point['severity']:g} ({_size(point)})"
-        for claim, source, (verdict, evidence) in [
-            ("a ported old-base LoRA patch is about as good as re-tuning on the updated base", "PortLLM",
-             about_as_good(point, "portllm", "finetune_new", tolerance, alpha)),
-            ("Trans-PEFT beats direct transfer", "Trans-PEFT",
-             beats(point, "trans_peft", "direct_transfer", tolerance, alpha)),
-            ("Trans-PEFT is about as good as re-tuning on the updated base", "Trans-PEFT",
-             about_as_good(point, "trans_peft", "finetune_new", tolerance, alpha)),
-        ]:
-            found.append(Finding(claim, source, where, evidence, verdict))
+        found += transfer_findings(point, f"{label}, x{point['severity']:g} ({_size(point)})", tolerance, alpha)
     severe = points[-1]
     verdict, evidence = collapses(severe, "direct_transfer", "finetune_new", tolerance, alpha)
-    found.append(Finding("direct transfer collapses after a substantial update", "Trans-PEFT",
+    found.append(Finding(COLLAPSE_CLAIM, "Trans-PEFT",
                          f"{label}, most severe point x{severe['severity']:g} ({_size(severe)})", evidence, verdict))
     if len(points) >= 2:
         mild = points[0]
@@ -166,6 +173,25 @@ def severity_findings(summary: dict, tolerance: float, alpha: float) -> list[Fin
             found.append(Finding(claim, "this benchmark (both papers' regimes)", where,
                                  describe(test, "gap at most severe", "gap at mildest", alpha), verdict))
     return found
+
+
+def run_findings(results: dict, tolerance: float, alpha: float) -> list[Finding]:
+    """A `bench run` results file: its update is the pair's own, every cell landed on the new base is a score."""
+    point = {"methods": {}}
+    for cell in results["cells"]:
+        if cell["evaluated_on"] == "new":
+            entry = point["methods"].setdefault(cell["method"], {"scores": []})
+            entry["scores"].append({"task": cell["task"], "seed": cell["seed"], "score": cell["score"]})
+    tasks = sorted({c["task"] for c in results["cells"]})
+    seeds = sorted({c["seed"] for c in results["cells"]})
+    where = f"{results['pair']} leaderboard ({', '.join(tasks)}; {len(seeds)} seeds)"
+    verdict, evidence = collapses(point, "direct_transfer", "finetune_new", tolerance, alpha)
+    return transfer_findings(point, where, tolerance, alpha) + [
+        Finding(COLLAPSE_CLAIM, "Trans-PEFT", where, evidence, verdict)]
+
+
+def is_run_results(data) -> bool:
+    return isinstance(data, dict) and "schema_version" in data and isinstance(data.get("cells"), list)
 
 
 def grid_findings(summary: dict, tolerance: float, alpha: float) -> list[Finding]:
@@ -245,31 +271,44 @@ def diagnose_findings(report: dict) -> list[Finding]:
     ] + [portllm_table1_finding(report, check) for check in report.get("portllm", [])]
 
 
-def collect(results_dir: Path) -> list[tuple[Path, dict]]:
+SUMMARY_KINDS = ("sweep-update", "sweep", "chain", "diagnose")
+
+
+def collect(paths) -> list[tuple[Path, dict]]:
+    """Summaries and run results: a directory's, searched recursively, or a file named itself. A named file must be
+    one; inside a directory other JSON is passed over."""
     found = []
-    for path in sorted(Path(results_dir).rglob("*.json")):
-        if path.name.endswith(".costs.json"):
-            continue
-        try:
-            data = read_json(path)
-        except (OSError, ValueError, RecursionError) as error:
-            raise BenchError(f"cannot read {path}: {one_line(error)}") from None
-        if isinstance(data, dict) and data.get("kind") in ("sweep-update", "sweep", "chain", "diagnose"):
-            found.append((path, data))
+    for given in [paths] if isinstance(paths, str | Path) else paths:
+        given = Path(given)
+        if not given.exists():
+            raise BenchError(f"{given} is not a directory of results or a results file")
+        named = given.is_file()
+        for path in [given] if named else sorted(given.rglob("*.json")):
+            if path.name.endswith(".costs.json"):
+                continue
+            try:
+                data = read_json(path)
+            except (OSError, ValueError, RecursionError) as error:
+                raise BenchError(f"cannot read {path}: {one_line(error)}") from None
+            if isinstance(data, dict) and data.get("kind") in SUMMARY_KINDS:
+                found.append((path, data))
+            elif is_run_results(data):
+                found.append((path, data | {"kind": "run"}))
+            elif named:
+                raise BenchError(f"{path} is neither a bench run results file nor a sweep, chain or diagnose summary")
     return found
 
 
-def findings(results_dir: Path, tolerance: float = 5.0, alpha: float = 0.05) -> tuple[list[Finding], list[Path]]:
-    if not Path(results_dir).is_dir():
-        raise BenchError(f"{results_dir} is not a directory of results")
-    sources = collect(results_dir)
+def findings(paths, tolerance: float = 5.0, alpha: float = 0.05) -> tuple[list[Finding], list[Path]]:
+    sources = collect(paths)
     if not sources:
-        raise BenchError(f"no sweep, chain or diagnose summaries under {results_dir} (run bench sweep-update, "
-                         "bench sweep, bench chain or bench diagnose --out first)")
+        raise BenchError(f"no run results or sweep, chain or diagnose summaries under {paths} (run bench run, "
+                         "bench sweep-update, bench sweep, bench chain or bench diagnose --out first)")
     out = []
     judges = {"sweep-update": lambda d: severity_findings(d, tolerance, alpha),
               "sweep": lambda d: grid_findings(d, tolerance, alpha),
-              "chain": lambda d: chain_findings(d, tolerance, alpha), "diagnose": diagnose_findings}
+              "chain": lambda d: chain_findings(d, tolerance, alpha), "diagnose": diagnose_findings,
+              "run": lambda d: run_findings(d, tolerance, alpha)}
     for path, data in sources:
         try:
             out += judges[data["kind"]](data)
@@ -281,13 +320,15 @@ def findings(results_dir: Path, tolerance: float = 5.0, alpha: float = 0.05) -> 
     return out, [p for p, _ in sources]
 
 
-def render(found: list[Finding], sources: list[Path], results_dir: Path, tolerance: float, alpha: float) -> str:
+def render(found: list[Finding], sources: list[Path], results_dir, tolerance: float, alpha: float) -> str:
+    """The page; `results_dir` is what `bench findings` was given (a path, or a list of them)."""
+    given = " ".join(map(str, results_dir)) if isinstance(results_dir, list | tuple) else results_dir
     from tabulate import tabulate
 
     counts = {v: sum(f.verdict == v for f in found) for v in VERDICTS}
     ci = f"{1 - alpha:.0%} confidence interval"
     lines = ["# Findings", "",
-             f"Generated by `bench findings {results_dir}` from the results files listed at the end; do not edit by "
+             f"Generated by `bench findings {given}` from the results files listed at the end; do not edit by "
              f"hand. Scores are x100. Each claim is judged on the {ci} of a paired difference over (task, seed) "
              f"cells: \"about as good as\" reproduces when the interval stays above -{tolerance:g} points and fails "
              f"when it lies below; \"beats\" reproduces when it lies above 0 and fails when it stays below "
