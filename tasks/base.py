@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 
@@ -70,3 +71,15 @@ class Task:
             raise BenchError(f"task {self.name!r} has no training split to carve a validation split from")
         raise BenchError(f"task {self.name!r} carves no validation split from its training data, so it cannot be "
                          "tuned (bench tune supports the tiny_* tasks)")
+
+
+class SplitTask(Task):
+    """A task that carves a validation split from its own training items. split "test": train on the training split,
+    score on the test split; split "validation" (bench tune): train on the rest, score on the carved part."""
+
+    split = "test"
+
+    def validation_task(self) -> Task:
+        tuned = copy.copy(self)
+        tuned.split = "validation"
+        return tuned

@@ -16,22 +16,22 @@ import yaml
 
 from bench.core.errors import BenchError
 from bench.core.store import cached_dir, data_hash
-from tasks.base import TASKS, Task, TaskScore
+from tasks.base import TASKS, SplitTask, TaskScore
 from tasks.lmeval import run_lmeval
+from tasks.tiny import export_lmeval_task
 
 HERE = Path(__file__).parent
 GENERATOR_VERSION = 1  # bump when the generated items change: data files and evaluation keys follow
 VALIDATION_FRACTION = 0.2  # of the training items, carved out for `bench tune` (test items are never touched)
 
 
-class GeneratedTask(Task):
+class GeneratedTask(SplitTask):
     """Items (question, target) from `generate`, split once: the first n_test are test items, the next n_train
     training items, of which `bench tune` carves VALIDATION_FRACTION. The base version does not change the items."""
 
     suite = "synth"  # tasks/synthetic/recipe.yaml
     n_train, n_test = 1000, 100
     train_size = n_train  # for plan estimates
-    split = "test"
 
     def generate(self, rng: random.Random) -> list[tuple[str, str]]:
         """Unique (question, target) items, as many as n_test + n_train, in a seeded order."""
@@ -45,13 +45,6 @@ class GeneratedTask(Task):
         test, train = items[: self.n_test], items[self.n_test : self.n_test + self.n_train]
         n_validation = int(len(train) * VALIDATION_FRACTION)
         return train[n_validation:], train[:n_validation], test
-
-    def validation_task(self) -> Task:
-        import copy
-
-        tuned = copy.copy(self)
-        tuned.split = "validation"
-        return tuned
 
     def _train_items(self) -> list:
         train, validation, _ = self.splits()
@@ -93,13 +86,7 @@ class GeneratedTask(Task):
 
     def export_lmeval(self, pair, version: str, out: Path, tag: str) -> str:
         """<name>_<tag>.yaml and .jsonl under `out` for lm-eval's --include_path (as the tiny tasks export)."""
-        name = f"{self.name}_{tag}"
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f"{name}.jsonl").write_bytes(self.data_file().read_bytes())
-        config = self.lmeval_config() | {"task": name}
-        config["dataset_kwargs"] = {"data_files": {"test": f"{out.name}/{name}.jsonl"}}
-        (out / f"{name}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-        return name
+        return export_lmeval_task(self.lmeval_config(), self.data_file(), out, f"{self.name}_{tag}")
 
 
 def unique(candidates, count: int) -> list[tuple[str, str]]:

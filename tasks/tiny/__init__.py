@@ -6,7 +6,6 @@ for scoring, written as jsonl under the cache dir and read by lm-eval's `json` l
 
 from __future__ import annotations
 
-import copy
 import json
 import random
 from pathlib import Path
@@ -17,7 +16,7 @@ from bench.core.errors import BenchError
 from bench.core.store import cached_dir, config_hash, data_hash
 from bench.pairs.tinypair import PAIR_BUILD_VERSION
 from bench.pairs.world import ATTRIBUTES, World
-from tasks.base import TASKS, Task, TaskScore
+from tasks.base import TASKS, SplitTask, TaskScore
 from tasks.evalplus_exec import evalplus_statuses
 from tasks.generation import cut_function_body, greedy_complete
 from tasks.lmeval import run_lmeval
@@ -34,16 +33,8 @@ def carve(items: list, label: str, world: World) -> tuple[list, list]:
     return [x for i, x in enumerate(items) if i not in chosen], [x for i, x in enumerate(items) if i in chosen]
 
 
-class TinyTask(Task):
-    """split "test": train on the training split, score on the test split (held-out items). split "validation"
-    (bench tune): train on the training split minus a carved part, score on that part."""
-
-    split = "test"
-
-    def validation_task(self) -> Task:
-        tuned = copy.copy(self)
-        tuned.split = "validation"
-        return tuned
+class TinyTask(SplitTask):
+    """Test items are held-out items of the world; validation items are carved from the training split."""
 
     def items(self, world: World, train_items: list, test_items: list, which: str) -> list:
         """The items to train on (which="train") or to score (which="eval") for this task's split."""
@@ -95,15 +86,19 @@ class TinyLmEvalTask(TinyTask):
         return run_lmeval(model, tokenizer, self.lmeval_config(pair, version), limit=limit)
 
     def export_lmeval(self, pair, version: str, out: Path, tag: str) -> str:
-        """<name>_<tag>.yaml and .jsonl under `out` for lm-eval's --include_path (data path relative to out's
-        parent, where the exported command runs); returns the task name."""
-        name = f"{self.name}_{tag}"
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f"{name}.jsonl").write_bytes(self.data_file(pair, version).read_bytes())
-        config = self.lmeval_config(pair, version) | {"task": name}
-        config["dataset_kwargs"] = {"data_files": {"test": f"{out.name}/{name}.jsonl"}}
-        (out / f"{name}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-        return name
+        """<name>_<tag>.yaml and .jsonl under `out` for lm-eval's --include_path; returns the task name."""
+        return export_lmeval_task(self.lmeval_config(pair, version), self.data_file(pair, version), out,
+                                  f"{self.name}_{tag}")
+
+
+def export_lmeval_task(config: dict, data_file: Path, out: Path, name: str) -> str:
+    """An lm-eval task config and its data as <name>.yaml and <name>.jsonl under `out` (data path relative to out's
+    parent, where the exported command runs)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.jsonl").write_bytes(data_file.read_bytes())
+    config = config | {"task": name, "dataset_kwargs": {"data_files": {"test": f"{out.name}/{name}.jsonl"}}}
+    (out / f"{name}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return name
 
 
 @TASKS.register("tiny_arith")
