@@ -157,6 +157,7 @@ def test_the_real_probe_is_cached_and_consistent_with_its_own_timings():
     threads = torch.get_num_threads()
     first = precision.cpu_probe()
     assert precision.cpu_probe() is first  # once per process
+    assert precision.cpu_probe(precision.PROBE_SIZE) is first  # however the size is spelled
     assert torch.get_num_threads() == threads  # the probe's single thread is given back
     assert 0 < first.fp32_s < float("inf") and 0 < first.bf16_s < float("inf")
     assert first.choice == precision.choose_cpu_precision(first.fp32_s, first.bf16_s)
