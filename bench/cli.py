@@ -355,7 +355,9 @@ def tune(
     pair: Annotated[str, typer.Option(help="Base-model pair (bench list pairs).")],
     task: Annotated[str, typer.Option(help="The task whose training data the validation split is carved from.")],
     trials: Annotated[int, typer.Option(help="Trials (give every method the same number).")],
-    seed: Annotated[int, typer.Option(help="Seed of the TPE sampler and of every trial's training.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the TPE sampler and of every trial's (first) training.")] = 0,
+    train_seeds: Annotated[int, typer.Option(help="Trainings per trial (seeds SEED, SEED+1, ...); a trial scores "
+                                                  "their mean validation.")] = 1,
     knobs: Annotated[str | None, typer.Option(help="Comma-separated knobs to search (default: all of the "
                                                     "method's: lr, steps and its own).")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="Fixed recipe values KEY=VALUE (kept in the tuned "
@@ -368,6 +370,8 @@ def tune(
     data, on the base the method trains on; store the best recipe where `bench run` finds it."""
     if trials <= 0:
         raise BenchError(f"--trials must be a positive number of trials, got {trials}")
+    if train_seeds <= 0:
+        raise BenchError(f"--train-seeds must be a positive number of seeds, got {train_seeds}")
     METHODS.get(method)
     the_pair = get_pair(pair)
     the_task = TASKS.get(task)()
@@ -378,9 +382,10 @@ def tune(
     path = recipe_file(out, the_pair.name, method)
     existing = check_tuned_file(path, the_pair.name, method)  # unreadable or unwritable: fail before any trial
     with sigterm_as_interrupt():
-        found = run_tune(method, the_pair, the_task, trials, seed, knob_list, overrides)
+        found = run_tune(method, the_pair, the_task, trials, seed, knob_list, overrides, train_seeds)
     command = (f"bench tune --method {method} --pair {the_pair.name} --task {task} --trials {trials} --seed {seed}"
-               + (f" --knobs {knobs}" if knobs else "") + "".join(f" --set {s}" for s in set_))
+               + (f" --train-seeds {train_seeds}" if train_seeds != 1 else "") + (f" --knobs {knobs}" if knobs else "")
+               + "".join(f" --set {s}" for s in set_))
     from tabulate import tabulate
 
     typer.echo(tabulate(found["trials"], "keys", tablefmt="github", floatfmt=".4g"))

@@ -91,12 +91,22 @@ def test_holm_adjustment():
     assert holm([0.5]) == [0.5]
 
 
-# Measured (README "Regression gate (CI)"): the committed 10-seed default leaderboard, made on an AVX-512 machine,
-# against the same code's seeds 0-2 on an AVX2-only AMD EPYC (a real change of machine, which moved cells by up
-# to 32 points) and on that EPYC under the CPU twin, MKL_ENABLE_INSTRUCTIONS=SSE4_2
-# ATEN_CPU_CAPABILITY=default (the run of .ci/run there).
-BASELINE = Path(__file__).resolve().parents[1] / "results" / "tiny-10seeds-20261201.json"
-MEASURED = Path(__file__).resolve().parents[1] / "results" / "science" / "gate"
+# Measured (README "Regression gate (CI)"). Default recipes: the 10-seed leaderboard of those recipes, made on an
+# AVX-512 machine, against the same code's seeds 0-2 on an AVX2-only AMD EPYC (a real change of machine, which moved
+# cells by up to 32 points) and on that EPYC under the CPU twin, MKL_ENABLE_INSTRUCTIONS=SSE4_2
+# ATEN_CPU_CAPABILITY=default (the run of .ci/run there). Tuned recipes (the CI gate's baseline): the 10-seed
+# leaderboard, made natively on an AVX2 EPYC, against seeds 0-2 under the twin there, from a fresh cache.
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+MEASURED = RESULTS / "science" / "gate"
+MACHINE_CHANGES = [("tiny-10seeds-20261201.json", "avx2.json"), ("tiny-10seeds-20261201.json", "twin.json"),
+                   ("tiny-tuned-10seeds-20261203.json", "twin-tuned.json")]
+
+
+def test_ci_gates_against_the_committed_tuned_baseline():
+    ci = (RESULTS.parent / ".ci" / "run").read_text()
+    assert f"results/{MACHINE_CHANGES[-1][0]}" in ci and "--unit seed --alpha 0.05 --min-delta 5" in ci
+    baseline = json.loads((RESULTS / MACHINE_CHANGES[-1][0]).read_text())
+    assert baseline["tuned_recipes"] and len({c["seed"] for c in baseline["cells"]}) == 10
 
 
 def plant_drop(source: Path, out: Path, method: str, task: str) -> Path:
@@ -112,15 +122,16 @@ def plant_drop(source: Path, out: Path, method: str, task: str) -> Path:
     return out
 
 
-@pytest.mark.parametrize("run", ["avx2.json", "twin.json"])
-def test_another_machine_passes_the_seed_gate_and_a_planted_drop_in_a_reference_cell_fails_it(run, tmp_path):
-    other_machine = MEASURED / run
-    assert gate(BASELINE, other_machine).exit_code == 1  # per-sample: "regressed", with no code change
-    result = gate(BASELINE, other_machine, *SEED_GATE)
+@pytest.mark.parametrize("baseline_name,run", MACHINE_CHANGES)
+def test_another_machine_passes_the_seed_gate_and_a_planted_drop_in_a_reference_cell_fails_it(baseline_name, run,
+                                                                                               tmp_path):
+    baseline, other_machine = RESULTS / baseline_name, MEASURED / run
+    assert gate(baseline, other_machine).exit_code == 1  # per-sample: "regressed", with no code change
+    result = gate(baseline, other_machine, *SEED_GATE)
     assert result.exit_code == 0 and set(verdicts(result.stdout).values()) == {"ok"}, result.output
     # The re-tuning references are steady enough at 3 seeds that a third of their correct answers is caught
     for method in ("finetune_old", "finetune_new"):
         for task in ("tiny_arith", "tiny_knowledge", "tiny_code"):
-            planted = gate(BASELINE, plant_drop(other_machine, tmp_path / "planted.json", method, task), *SEED_GATE)
+            planted = gate(baseline, plant_drop(other_machine, tmp_path / "planted.json", method, task), *SEED_GATE)
             regressed = {cell for cell, verdict in verdicts(planted.stdout).items() if verdict == "REGRESSED"}
             assert planted.exit_code == 1 and regressed == {(method, task)}, planted.output

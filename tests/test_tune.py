@@ -88,6 +88,29 @@ def test_tune_writes_a_recipe_and_trial_table_that_bench_run_uses(micro_pair, tm
     assert plain.exit_code == 0 and "tuned_recipes" not in json.loads((tmp_path / "plain.json").read_text())
 
 
+def test_trial_0_is_the_default_recipe_and_a_trial_scores_its_seeds_mean(micro_pair, tmp_path):
+    import csv
+
+    from methods.trans_peft import TransPEFTRecipe
+
+    result = tune(tmp_path, "--method", "trans_peft", "--task", "tiny_knowledge", "--trials", "2", "--seed", "1",
+                  "--train-seeds", "2", "--knobs", "lr,p_c,p_i", *FAST)
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "tuned" / "micro"
+    rows = list(csv.DictReader((folder / "trans_peft.tiny_knowledge.trials.csv").open()))
+    entry = yaml.safe_load((folder / "trans_peft.yaml").read_text())["tasks"]["tiny_knowledge"]
+    default = TransPEFTRecipe()  # the tiny suite keeps the class defaults
+    assert float(rows[0]["p_c"]) == default.p_c and float(rows[0]["p_i"]) == default.p_i  # the paper's script
+    assert float(rows[1]["p_c"]) != default.p_c                                             # then the sampler's
+    for row in rows:
+        per_seed = [float(x) for x in row["validation_per_seed"].split()]
+        assert len(per_seed) == 2 and len(row["module"].split()) == 2 and len(set(row["module"].split())) == 2
+        assert float(row["validation"]) == pytest.approx(sum(per_seed) / 2, abs=1e-3)
+    assert entry["search"]["train_seeds"] == 2 and "--train-seeds 2" in entry["command"]
+    bad = tune(tmp_path, "--method", "trans_peft", "--task", "tiny_knowledge", "--trials", "2", "--train-seeds", "0")
+    assert bad.exit_code == 2 and "--train-seeds must be a positive" in bad.stderr
+
+
 def write(path, text):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
@@ -143,11 +166,28 @@ def test_bad_recipe_files_are_one_line_exit_2(micro_pair, tmp_path, files, messa
     assert not out.exists()
 
 
-def test_the_shipped_tuned_recipes_are_valid():
-    from bench.cli import tuned_for
-    from tasks.recipes import TUNED_DIR
+def test_the_shipped_tuned_recipes_are_valid_and_equal_budget():
+    """Every shipped pair's folder tunes the four trained methods on the same tasks with the same trials, each on the
+    base it trains on, and each recipe is the best row of its committed trial table."""
+    import csv
 
+    from bench.cli import tuned_for
+    from methods import METHODS
+    from tasks.recipes import TUNED_DIR, read_recipe_file
+
+    trained = ["finetune_old", "finetune_new", "portllm", "trans_peft"]
     for folder in (p for p in TUNED_DIR.iterdir() if p.is_dir()) if TUNED_DIR.is_dir() else []:
         pair = PAIRS.get(folder.name)
-        tuned_for(TUNED_DIR, pair, ["finetune_old", "finetune_new", "portllm", "trans_peft"],
-                  [TASKS.get(t)() for t in TINY_TASKS])
+        tuned_for(TUNED_DIR, pair, trained, [TASKS.get(t)() for t in TINY_TASKS])  # loads; equal trials per task
+        files = {m: read_recipe_file(folder / f"{m}.yaml") for m in trained}
+        assert len({tuple(sorted(f["tasks"])) for f in files.values()}) == 1  # the same tasks for every method
+        for method, data in files.items():
+            for entry in data["tasks"].values():
+                assert entry["tuned_on"].split()[0] == METHODS.get(method).trains_on
+                assert entry["tuned_on"].split()[1] == f"({pair.version_id(entry['tuned_on'].split()[0])})"
+                rows = list(csv.DictReader((folder / entry["trials_table"]).open()))
+                assert len(rows) == entry["search"]["trials"]
+                best = max(rows, key=lambda r: float(r["validation"]))  # max() keeps the first of equal best
+                assert float(best["validation"]) == pytest.approx(entry["validation"]["score"])
+                assert float(best["lr"]) == pytest.approx(entry["recipe"]["lr"])
+                assert int(best["steps"]) == entry["recipe"]["steps"]
