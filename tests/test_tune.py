@@ -181,6 +181,7 @@ def test_the_shipped_tuned_recipes_are_valid_and_equal_budget():
         tuned_for(TUNED_DIR, pair, trained, [TASKS.get(t)() for t in TINY_TASKS])  # loads; equal trials per task
         files = {m: read_recipe_file(folder / f"{m}.yaml") for m in trained}
         assert len({tuple(sorted(f["tasks"])) for f in files.values()}) == 1  # the same tasks for every method
+        assert len({e["search"].get("train_seeds", 1) for f in files.values() for e in f["tasks"].values()}) == 1
         for method, data in files.items():
             for entry in data["tasks"].values():
                 assert entry["tuned_on"].split()[0] == METHODS.get(method).trains_on
