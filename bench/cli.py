@@ -46,7 +46,7 @@ from bench.science.findings import findings as collect_findings
 from bench.science.findings import render as render_findings
 from bench.science.sweeps import parse_grid, parse_severities, sweep_grid
 from bench.science.sweeps import sweep_update as run_sweep
-from bench.science.tune import check_tunable, check_tuned_file, store_tuned
+from bench.science.tune import check_search_size, check_tunable, check_tuned_file, store_tuned
 from bench.science.tune import tune as run_tune
 from methods import METHODS
 from tasks import TASKS, vllm_backend
@@ -368,10 +368,7 @@ def tune(
 ):
     """Search a method's lr, steps and own knobs (seeded Optuna TPE) on a validation split of the task's training
     data, on the base the method trains on; store the best recipe where `bench run` finds it."""
-    if trials <= 0:
-        raise BenchError(f"--trials must be a positive number of trials, got {trials}")
-    if train_seeds <= 0:
-        raise BenchError(f"--train-seeds must be a positive number of seeds, got {train_seeds}")
+    check_search_size(trials, train_seeds)  # before anything else (check_tuned_file creates the directory)
     METHODS.get(method)
     the_pair = get_pair(pair)
     the_task = TASKS.get(task)()

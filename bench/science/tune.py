@@ -52,6 +52,14 @@ def check_tunable(method: str, knobs: list[str] | None) -> list[str]:
     return chosen
 
 
+def check_search_size(trials: int, train_seeds: int) -> None:
+    """One-line errors for a search of no trials or trials of no trainings."""
+    if trials <= 0:
+        raise BenchError(f"--trials must be a positive number of trials, got {trials}")
+    if train_seeds <= 0:
+        raise BenchError(f"--train-seeds must be a positive number of seeds, got {train_seeds}")
+
+
 def step_budget(method, task, pair) -> int:
     """The steps the method's default recipe trains for on this task."""
     recipe = method.recipe
@@ -59,10 +67,10 @@ def step_budget(method, task, pair) -> int:
                                                recipe.batch_size, recipe.epochs))
 
 
-def search_space(method, task, pair, knobs: list[str]) -> dict[str, tuple]:
-    """knob -> ("float", low, high, log) | ("int", low, high, log) | ("choice", values): what the trials draw."""
+def search_space(method, budget: int, knobs: list[str]) -> dict[str, tuple]:
+    """knob -> ("float", low, high, log) | ("int", low, high, log) | ("choice", values): what the trials draw, for a
+    method whose default recipe trains `budget` steps."""
     recipe = method.recipe
-    budget = step_budget(method, task, pair)
     space = {
         "lr": ("float", recipe.lr * LR_RANGE[0], recipe.lr * LR_RANGE[1], True),
         "steps": ("int", max(1, round(budget * STEPS_RANGE[0])), max(2, round(budget * STEPS_RANGE[1])), True),
@@ -74,11 +82,10 @@ def search_space(method, task, pair, knobs: list[str]) -> dict[str, tuple]:
     return {k: space[k] for k in knobs}
 
 
-def default_point(method, task, pair, knobs: list[str]) -> dict:
+def default_point(method, budget: int, knobs: list[str]) -> dict:
     """The method's default recipe as a trial (trial 0 of every search): a tuned recipe is then never worse than the
     default on the tuning seeds, and every method starts from its known-good point."""
-    values = {"steps": step_budget(method, task, pair)}
-    return {k: values[k] if k in values else getattr(method.recipe, k) for k in knobs}
+    return {k: budget if k == "steps" else getattr(method.recipe, k) for k in knobs}
 
 
 def suggest(trial, name: str, spec: tuple):
@@ -115,15 +122,13 @@ def tune(method: str, pair, task, trials: int, seed: int, knobs: list[str] | Non
     picking the best of K noisy scores picks a lucky seed as often as a good recipe (the winner's curse)."""
     import optuna
 
-    if trials <= 0:
-        raise BenchError(f"--trials must be a positive number of trials, got {trials}")
-    if train_seeds <= 0:
-        raise BenchError(f"--train-seeds must be a positive number of seeds, got {train_seeds}")
+    check_search_size(trials, train_seeds)
     knobs = check_tunable(method, knobs)
     validation = task.validation_task()  # one-line error for a task without a training split to carve
     fixed = method_overrides(method, overrides or {})
     base = build_method(method, {f"{method}.{k}": v for k, v in fixed.items()}, pair, task)
-    space = search_space(base, validation, pair, knobs)
+    budget = step_budget(base, validation, pair)
+    space = search_space(base, budget, knobs)
     rows = []
 
     def objective(trial) -> float:
@@ -149,7 +154,7 @@ def tune(method: str, pair, task, trials: int, seed: int, knobs: list[str] | Non
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
-    study.enqueue_trial(default_point(base, validation, pair, knobs))
+    study.enqueue_trial(default_point(base, budget, knobs))
     study.optimize(objective, n_trials=trials)
     best = study.best_trial  # the first of equal best: deterministic
     return {"method": method, "pair": pair.name, "task": task.name, "recipe": plain(best.user_attrs["recipe"]),
