@@ -71,6 +71,6 @@ def test_tiny_pairs_rescale_the_paper_recipes_and_user_overrides_win(micro_pair)
 def test_the_task_sets_the_training_budget_unless_the_recipe_does(micro_pair):
     task = TASKS.get("tiny_knowledge")()
     _, meta = train_module(build_method("finetune_old", {"batch_size": 4}, micro_pair, task), micro_pair, task, 3)
-    assert meta["steps"] == task.fixed_steps == 200
+    assert meta["steps"] == task.fixed_steps == 400
     assert meta["lr"] == pytest.approx(3e-3 * task.lr_scale)
     assert TASKS.get("gsm8k_metamath")().train_steps(100_000, 16, 3) == 18_750  # 3 epochs of batch 16

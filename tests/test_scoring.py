@@ -49,6 +49,15 @@ def test_arith_scorer_gives_gold_worked_answers_100_and_shuffled_ones_about_0(mi
     assert len(result.samples) == len(docs) and result.n == len(docs)
 
 
+def test_a_tiny_task_whose_test_data_changed_never_reads_the_file_its_older_version_wrote(micro_pair, monkeypatch):
+    task = TASKS.get("tiny_arith")()
+    before = _docs(task, micro_pair)
+    monkeypatch.setattr(type(task), "n_test", len(before) - 3)  # what a change to the task's data looks like
+    after = _docs(task, micro_pair)
+    assert after == before[:-3]  # the test set as the task now defines it, not the cached file of the older one
+    assert task.data_file(micro_pair, "old").parent.name.endswith(task.test_data_hash(micro_pair, "old"))
+
+
 def test_knowledge_scorer_reads_the_target_bases_facts(micro_pair):
     task = TASKS.get("tiny_knowledge")()
     world = micro_pair.spec.world.world()

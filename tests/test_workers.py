@@ -47,8 +47,8 @@ def test_auto_is_one_process_per_core_on_cpu_for_tiny_pairs_and_one_elsewhere():
 def test_the_default_grid_counts_each_distinct_training_once():
     pair, tasks = PAIRS.get("tiny"), [TASKS.get(name)() for name in ("tiny_arith", "tiny_knowledge", "tiny_code")]
     methods = ["finetune_old", "finetune_new", "direct_transfer", "portllm", "trans_peft"]
-    # four trained methods (direct_transfer reuses finetune_old's module) x the tasks' 1000 + 200 + 500 steps
-    assert training_steps(methods, pair, tasks, [0, 1]) == 2 * 4 * 1700
+    # four trained methods (direct_transfer reuses finetune_old's module) x the tasks' 1000 + 400 + 500 steps
+    assert training_steps(methods, pair, tasks, [0, 1]) == 2 * 4 * 1900
     assert training_steps(methods, pair, tasks, [0], {"steps": 4}) == 4 * 3 * 4
 
 
