@@ -46,7 +46,7 @@ from bench.science.findings import findings as collect_findings
 from bench.science.findings import render as render_findings
 from bench.science.sweeps import parse_grid, parse_severities, sweep_grid
 from bench.science.sweeps import sweep_update as run_sweep
-from bench.science.tune import check_search_size, check_tunable, check_tuned_file, store_tuned
+from bench.science.tune import check_search_size, check_tunable, check_tuned_file, reselect_entry, store_tuned
 from bench.science.tune import tune as run_tune
 from methods import METHODS
 from tasks import TASKS, vllm_backend
@@ -301,7 +301,8 @@ def run(
     out = out or Path("results") / f"{safe_name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.json"
     if dry_run:
         typer.echo(describe_plan(plan(method_names, the_pair, task_objs, seed_list, overrides, options,
-                                      results_dir=out.parent, memory_bytes=device_memory_bytes(device()))))
+                                      results_dir=out.parent, memory_bytes=device_memory_bytes(device()),
+                                      task_overrides=task_overrides)))
         return
     if out.exists():
         raise BenchError(f"{out} exists; refusing to overwrite finished results (pass another --out)")
@@ -314,7 +315,7 @@ def run(
             raise typer.Exit(distributed.launch(nproc, sys.argv[1:] + ["--precision", options.precision]))
         distributed.start()  # under accelerate launch / torchrun: join the others
         counts = _worker_counts(worker_count, the_pair, method_names, task_objs, seed_list, overrides,
-                                local=executor == "local" and nproc == 1)
+                                local=executor == "local" and nproc == 1, task_overrides=task_overrides)
         with sigterm_as_interrupt(), make_executor(executor, ray_address, *counts) as runner:
             cells = run_grid(method_names, the_pair, task_objs, seed_list, overrides, limit, runner, eval_backend,
                              task_overrides=task_overrides, options=options)
@@ -328,14 +329,15 @@ def run(
 
 
 def _worker_counts(workers: int | None, pair, methods: list[str], tasks: list, seeds: list[int],
-                   overrides: dict | None = None, local: bool = True) -> tuple[int, int]:
+                   overrides: dict | None = None, local: bool = True,
+                   task_overrides: dict[str, dict] | None = None) -> tuple[int, int]:
     """(processes, torch threads each) for a parsed --workers (None: auto, judged on the grid's training steps,
     counted only where auto could choose processes: the local executor on a CPU, a tiny pair)."""
     if workers:
         return workers, max(1, (os.cpu_count() or 1) // workers)
     if not (local and device().type == "cpu" and pair.world() is not None):
         return auto_workers(False)
-    return auto_workers(True, training_steps=training_steps(methods, pair, tasks, seeds, overrides))
+    return auto_workers(True, training_steps=training_steps(methods, pair, tasks, seeds, overrides, task_overrides))
 
 
 def tuned_for(root: Path, pair, method_names: list[str], task_objs: list) -> dict[str, dict]:
@@ -354,7 +356,8 @@ def tune(
     method: Annotated[str, typer.Option(help="The method to tune (bench list methods).")],
     pair: Annotated[str, typer.Option(help="Base-model pair (bench list pairs).")],
     task: Annotated[str, typer.Option(help="The task whose training data the validation split is carved from.")],
-    trials: Annotated[int, typer.Option(help="Trials (give every method the same number).")],
+    trials: Annotated[int | None, typer.Option(help="Trials (give every method the same number); required unless "
+                                                   "--reselect.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the TPE sampler and of every trial's (first) training.")] = 0,
     train_seeds: Annotated[int, typer.Option(help="Trainings per trial (seeds SEED, SEED+1, ...); a trial scores "
                                                   "their mean validation.")] = 1,
@@ -365,9 +368,16 @@ def tune(
     config: Annotated[Path | None, typer.Option(help="YAML of fixed recipe values.")] = None,
     out: Annotated[Path, typer.Option(help="Tuned recipes directory: writes <out>/<pair>/<method>.yaml and "
                                            "<method>.<task>.trials.csv.")] = TUNED_DIR,
+    reselect: Annotated[bool, typer.Option("--reselect", help="Choose again from the committed trial table by the "
+                                                              "current selection rule; trains nothing.")] = False,
 ):
     """Search a method's lr, steps and own knobs (seeded Optuna TPE) on a validation split of the task's training
-    data, on the base the method trains on; store the best recipe where `bench run` finds it."""
+    data, on the base the method trains on; store the chosen recipe (the default unless a trial beats it by more
+    than a standard error) where `bench run` finds it."""
+    if reselect:
+        return _reselect(method, pair, task, out)
+    if trials is None:
+        raise BenchError("--trials is required (or --reselect to choose again from a committed trial table)")
     check_search_size(trials, train_seeds)  # before anything else (check_tuned_file creates the directory)
     METHODS.get(method)
     the_pair = get_pair(pair)
@@ -387,8 +397,28 @@ def tune(
 
     typer.echo(tabulate(found["trials"], "keys", tablefmt="github", floatfmt=".4g"))
     store_tuned(path, existing, found, command)
-    typer.echo(f"best: {found['recipe']} ({found['validation']['metric']} {found['validation']['score']:.1f} on "
-               f"{found['validation']['n']} validation items, on the {found['tuned_on']} base)")
+    _echo_choice(found, path)
+
+
+def _reselect(method: str, pair: str, task: str, out: Path) -> None:
+    METHODS.get(method)
+    TASKS.get(task)
+    path = recipe_file(out, get_pair(pair).name, method)
+    if not path.is_file():
+        raise BenchError(f"no tuned recipes at {path}: run bench tune first")
+    existing = check_tuned_file(path, get_pair(pair).name, method)
+    found = reselect_entry(path, existing, task)
+    store_tuned(path, existing, found, existing["tasks"][task]["command"])
+    _echo_choice(found, path)
+
+
+def _echo_choice(found: dict, path: Path) -> None:
+    s = found["selection"]
+    why = ("the default kept" if s["chosen_trial"] == 0 else f"trial {s['chosen_trial']}") + (
+        f": best trial {s['best_trial']} {s['best_score']:.1f} +- {s['standard_error']:.1f}, "
+        f"default {s['default_score']:.1f}")
+    typer.echo(f"chosen: {found['recipe']} ({found['validation']['metric']} {found['validation']['score']:.1f} on "
+               f"{found['validation']['n']} validation items, on the {found['tuned_on']} base; {why})")
     typer.echo(f"tuned recipe: {path}")
 
 

@@ -95,13 +95,14 @@ def test_holm_adjustment():
 # AVX-512 machine, against the same code's seeds 0-2 on an AVX2-only AMD EPYC (a real change of machine, which moved
 # cells by up to 32 points) and on that EPYC under the CPU twin, MKL_ENABLE_INSTRUCTIONS=SSE4_2
 # ATEN_CPU_CAPABILITY=default (the run of .ci/run there). Tuned recipes (the CI gate's baseline): the 10-seed
-# leaderboard, made natively on an AVX2 EPYC, against seeds 0-2 (twin-tuned) and 0-3 (twin-v2, the tiny tasks of
-# now, and the seeds CI runs) under the twin there, from a fresh cache.
+# leaderboard, made natively on an AVX2 EPYC, against seeds 0-2 (twin-tuned) and 0-3 (twin-v2: the tiny tasks of
+# now; twin-v3: the recipes of now, chosen by the one-standard-error rule, and the seeds CI runs) under the twin
+# there, from a fresh cache.
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 MEASURED = RESULTS / "science" / "gate"
 MACHINE_CHANGES = [("tiny-10seeds-20261201.json", "avx2.json"), ("tiny-10seeds-20261201.json", "twin.json"),
                    ("tiny-tuned-10seeds-20261203.json", "twin-tuned.json"),
-                   ("tiny-v2-10seeds-20261203.json", "twin-v2.json")]
+                   ("tiny-v2-10seeds-20261203.json", "twin-v2.json"), ("tiny-v3-10seeds-20261203.json", "twin-v3.json")]
 
 
 def test_ci_gates_against_the_committed_tuned_baseline():

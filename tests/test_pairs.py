@@ -59,7 +59,7 @@ def test_dry_run_prints_the_plan_offline_without_downloading(no_hub, trained_cou
     assert result.exit_code == 0, result.output
     # 4 tasks (2 training sets) x 5 methods; direct_transfer reuses finetune_old's modules: 2 x 4 trainings;
     # 20 cells plus the source scores of portllm and trans_peft (direct_transfer's is finetune_old's own)
-    assert "8 trainings (shared modules counted once), 28 evaluations" in result.stdout
+    assert "8 trainings (shared modules counted once; 0 already in the store), 28 evaluations" in result.stdout
     assert "A800 GPU-hours" in result.stdout and f"Qwen/Qwen2.5-7B@{REVISIONS['Qwen/Qwen2.5-7B']}" in result.stdout
     commonsense = runner.invoke(app, ["run", "--pair", "qwen2-qwen2.5", "--dry-run", "--methods", "finetune_old",
                                       "--tasks", "boolq_cs,piqa_cs,siqa_cs,hellaswag_cs,winogrande_cs,arc_e_cs,"

@@ -173,7 +173,8 @@ def _point(severity, change, **methods):
 def test_findings_follow_the_numbers(tmp_path):
     seeds = range(5)
     near = [("a", s, 90.0 + s) for s in seeds]
-    mild = _point(0.25, 0.01, finetune_new=near, portllm=[("a", s, 89.0 + s) for s in seeds],
+    # a little spread: differences that are all equal get a sign-flip test, which 5 pairs cannot pass at 95%
+    mild = _point(0.25, 0.01, finetune_new=near, portllm=[("a", s, 89.0 + s + 0.2 * (s % 2)) for s in seeds],
                   direct_transfer=[("a", s, 88.5 + s) for s in seeds],
                   trans_peft=[("a", s, 89.0 + s + 0.1 * (s % 2)) for s in seeds])
     severe = _point(3, 0.3, finetune_new=near, portllm=[("a", s, 40.0 + 2 * s * s) for s in seeds],
@@ -199,7 +200,7 @@ def test_findings_follow_the_numbers(tmp_path):
     assert grows == "reproduces"
     assert "sweep/summary.json" in text
     # The same numbers, with re-tuning far ahead at the mild point too: PortLLM's claim fails there.
-    mild["methods"]["portllm"]["scores"] = _scores([("a", s, 70.0 + s) for s in seeds])
+    mild["methods"]["portllm"]["scores"] = _scores([("a", s, 70.0 + s + 0.2 * (s % 2)) for s in seeds])
     (tmp_path / "sweep" / "summary.json").write_text(json.dumps(sweep))
     invoke(["findings", str(tmp_path), "--out", str(out)])
     line = next(ln for ln in out.read_text().splitlines() if portllm in ln and "x0.25" in ln)
@@ -302,3 +303,17 @@ def test_paired_tests_leave_out_tasks_at_the_floor():
     b = _scores([("arith", s, 1.0) for s in range(3)] + [("know", s, 70.0 + 2 * s) for s in range(3)])
     test = paired(a, b)
     assert test.n == 3 and test.mean_diff == pytest.approx(9.0)
+
+
+def test_constant_differences_over_few_pairs_are_not_certain(tmp_path):
+    """+4.0 on each of 3 pairs has a zero-width t interval; an exact sign-flip test gives 2 x 0.5^3 = 0.25, so the
+    claim is inconclusive. Six agreeing pairs (p = 0.031) are enough for the point to stand."""
+    from bench.analysis.stats import paired_t_test
+    from bench.science.findings import INCONCLUSIVE, REPRODUCES, judge_beats
+
+    three = paired_t_test([54.0, 64.0, 74.0], [50.0, 60.0, 70.0])
+    assert three.interval() is None and judge_beats(three, 5.0, 0.05) == INCONCLUSIVE
+    six = paired_t_test([54.0, 64.0, 74.0, 44.0, 34.0, 24.0], [50.0, 60.0, 70.0, 40.0, 30.0, 20.0])
+    assert six.interval() == (4.0, 4.0) and judge_beats(six, 5.0, 0.05) == REPRODUCES
+    varied = paired_t_test([55.0, 63.0, 74.0], [50.0, 60.0, 70.0])
+    assert varied.interval()[0] < 4.0 < varied.interval()[1]  # spread: the t interval as before

@@ -82,6 +82,17 @@ def test_tune_writes_a_recipe_and_trial_table_that_bench_run_uses(micro_pair, tm
     # the tuned values, under the user's --set (batch_size 2 beats the tuned 4)
     assert module["recipe"]["p_c"] == entry["recipe"]["p_c"] and module["recipe"]["batch_size"] == 2
 
+    # the dry run plans what that run trained: the tuned p_c, and the module already in the store
+    dry = runner.invoke(app, ["run", "--pair", "micro", "--methods", "trans_peft", "--tasks", "tiny_knowledge",
+                              "--tuned", str(tmp_path / "tuned"), "--set", "batch_size=2", "--seeds", "0,1",
+                              "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    header, *trainings = [line for line in dry.stdout.splitlines() if line.startswith("  train ")]
+    assert "2 trainings (shared modules counted once; 1 already in the store)" in dry.stdout
+    assert "seed 0 " in header and "(in the store: not retrained)" in header
+    assert "seed 1 " in trainings[0] and "in the store" not in trainings[0]
+    assert f"p_c={entry['recipe']['p_c']}" in dry.stdout
+
     plain = runner.invoke(app, ["run", "--pair", "micro", "--methods", "trans_peft", "--tasks", "tiny_knowledge",
                                 "--tuned", str(tmp_path / "tuned"), "--no-tuned", *FAST,
                                 "--out", str(tmp_path / "plain.json")])
@@ -124,6 +135,8 @@ def write(path, text):
     (["--method", "direct_transfer", "--task", "tiny_arith", "--trials", "2"], "tune finetune_old"),
     (["--method", "trans_peft", "--task", "gsm8k_metamath", "--trials", "2"], "carves no validation split"),
     (["--method", "trans_pft", "--task", "tiny_arith", "--trials", "2"], "did you mean 'trans_peft'"),
+    (["--method", "trans_peft", "--task", "tiny_arith"], "--trials is required"),
+    (["--method", "trans_peft", "--task", "tiny_arith", "--reselect"], "no tuned recipe for tiny_arith"),
 ])
 def test_bad_tune_input_is_one_line_exit_2_and_overwrites_nothing(tmp_path, args, message):
     existing = write(tmp_path / "tuned" / "micro" / "trans_peft.yaml", "pair: micro\nmethod: trans_peft\ntasks: {}\n")
@@ -172,6 +185,7 @@ def test_the_shipped_tuned_recipes_are_valid_and_equal_budget():
     import csv
 
     from bench.cli import tuned_for
+    from bench.science.tune import choose_trial
     from methods import METHODS
     from tasks.recipes import TUNED_DIR, read_recipe_file
 
@@ -188,7 +202,59 @@ def test_the_shipped_tuned_recipes_are_valid_and_equal_budget():
                 assert entry["tuned_on"].split()[1] == f"({pair.version_id(entry['tuned_on'].split()[0])})"
                 rows = list(csv.DictReader((folder / entry["trials_table"]).open()))
                 assert len(rows) == entry["search"]["trials"]
-                best = max(rows, key=lambda r: float(r["validation"]))  # max() keeps the first of equal best
-                assert float(best["validation"]) == pytest.approx(entry["validation"]["score"])
-                assert float(best["lr"]) == pytest.approx(entry["recipe"]["lr"])
-                assert int(best["steps"]) == entry["recipe"]["steps"]
+                chosen, selection = choose_trial(rows)  # the committed choice is the current rule's
+                assert entry["selection"] == selection
+                assert float(chosen["validation"]) == pytest.approx(entry["validation"]["score"])
+                assert float(chosen["lr"]) == pytest.approx(entry["recipe"]["lr"])
+                assert int(chosen["steps"]) == entry["recipe"]["steps"]
+
+
+def trial_row(trial, validation_per_seed, n, **knobs):
+    scores = [float(x) for x in validation_per_seed.split()]
+    return {"trial": trial, **knobs, "validation": sum(scores) / len(scores),
+            "validation_per_seed": validation_per_seed, "n": n}
+
+
+def test_the_default_stays_unless_a_trial_beats_it_by_more_than_a_standard_error():
+    from bench.science.tune import choose_trial, standard_error
+
+    # 50% on 100 items is +-5 points from the items alone; seeds 40 and 60 add (sd 14.1 / sqrt 2) = 10 more
+    assert standard_error(trial_row(0, "50 50", 100)) == pytest.approx(5.0)
+    assert standard_error(trial_row(0, "40 60", 100)) == pytest.approx((25 + 100) ** 0.5)
+    default = trial_row(0, "82 82", 56)
+    close, far = trial_row(1, "83.93 87.5", 56), trial_row(2, "91 93", 56)  # +3.7 vs SE 5.0; +10 vs SE 3.8
+    chosen, selection = choose_trial([default, close])
+    assert chosen is default and selection["best_trial"] == 1 and selection["chosen_trial"] == 0
+    assert selection["standard_error"] == pytest.approx(5.0, abs=0.05)
+    chosen, selection = choose_trial([default, close, far])
+    assert chosen is far and selection["chosen_trial"] == 2
+    assert choose_trial([trial_row(0, "70 70", 400), trial_row(1, "74 74", 400)])[0]["trial"] == 1  # 400 items: +-2.2
+
+
+def test_reselect_chooses_again_from_the_committed_table_and_trains_nothing(tmp_path):
+    folder = tmp_path / "tuned" / "micro"
+    table = write(folder / "portllm.tiny_code.trials.csv",
+                  "trial,lr,steps,rank,alpha,validation,validation_per_seed,n,train_wall_s,module\n"
+                  "0,0.004,500,8,16,80.36,67.86 92.86,28,109.0,a b\n"
+                  "1,0.0026,337,32,64,89.29,89.29 89.29,28,75.0,c d\n"
+                  "2,0.0017,431,4,8,83.93,89.29 78.57,28,91.5,e f\n")
+    before = table.read_text()
+    entry = {"recipe": {"lr": 0.0017, "steps": 431, "rank": 4, "alpha": 8},  # an older rule's pick
+             "validation": {"metric": "pass@1", "score": 83.93, "n": 28}, "tuned_on": "old (v0-x)",
+             "search": {"trials": 3, "space": {"lr": [0.0004, 0.012, True], "steps": [125, 500, True],
+                                               "rank": [4, 8, 16, 32]}, "fixed": {}},
+             "command": "bench tune --method portllm --pair micro --task tiny_code --trials 3",
+             "trials_table": table.name}
+    write(folder / "portllm.yaml", yaml.safe_dump({"pair": "micro", "method": "portllm",
+                                                   "tasks": {"tiny_code": entry}}))
+    modules = Store().keys("modules")
+    result = tune(tmp_path, "--method", "portllm", "--task", "tiny_code", "--reselect")
+    assert result.exit_code == 0, result.output
+    again = yaml.safe_load((folder / "portllm.yaml").read_text())["tasks"]["tiny_code"]
+    # trial 1 beats the default by 8.9 points, more than its standard error (5.8): it is chosen, typed as in a search
+    assert again["recipe"] == {"lr": 0.0026, "steps": 337, "rank": 32, "alpha": 64}
+    assert again["validation"] == {"metric": "pass@1", "score": 89.29, "n": 28}
+    assert again["selection"]["chosen_trial"] == 1 and again["selection"]["standard_error"] == pytest.approx(5.84)
+    assert again["command"] == entry["command"] and again["search"] == entry["search"]  # the search that ran
+    assert table.read_text() == before and Store().keys("modules") == modules  # the trials stand; nothing trained
+    assert "chosen: {'lr': 0.0026" in result.stdout and "best trial 1 89.3 +- 5.8, default 80.4" in result.stdout

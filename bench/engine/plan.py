@@ -26,6 +26,7 @@ from pathlib import Path
 from bench.core.errors import BenchError
 from bench.core.recipe import Recipe
 from bench.core.results import load_results
+from bench.core.store import Store
 from bench.engine.protocol import build_method, job_gpus, landing_name, module_key, module_source
 from bench.models.memory import FIT_FRACTION, Shape, estimate_bytes, gib, largest_fitting
 from bench.models.precision import compute_dtype
@@ -40,29 +41,34 @@ PLAN_SEQ_LEN = 1024  # tokens per training sequence when the recipe names no max
 
 
 def plan(methods: list[str], pair, tasks: list, seeds: list[int], overrides: dict | None = None,
-         options: TrainOptions | None = None, results_dir: Path | None = None, memory_bytes: int | None = None
-         ) -> dict:
+         options: TrainOptions | None = None, results_dir: Path | None = None, memory_bytes: int | None = None,
+         task_overrides: dict[str, dict] | None = None) -> dict:
     """The run's trainings and evaluations with their costs. memory_bytes: what this device can hold (for
-    --micro-batch auto; None: not judged)."""
+    --micro-batch auto; None: not judged). task_overrides: the tuned recipes, layered as run_grid layers them (a
+    plan without them showed the defaults, not what the run trains)."""
     options = options or TrainOptions()
+    in_store = set(Store().keys("modules"))
     shape, shapes = model_shape(pair)
     measured = measured_throughput(pair, results_dir)
     trainings: dict[str, dict] = {}
     evaluations: dict[tuple, dict] = {}  # one per distinct (module, landing, base, task), as the store keeps them
     for seed in seeds:
         for task in tasks:
+            overrides_here = task_recipe_overrides(task, overrides, task_overrides)
             for name in methods:
-                method = build_method(name, overrides, pair, task)
-                source = module_source(method, overrides, pair, task)
-                chain = [source] + ([build_method(source.starts_from, overrides, pair, task)]
+                method = build_method(name, overrides_here, pair, task)
+                source = module_source(method, overrides_here, pair, task)
+                chain = [source] + ([build_method(source.starts_from, overrides_here, pair, task)]
                                     if source.starts_from else [])
-                module = module_key(source, pair, task, seed, overrides, options)
+                module = module_key(source, pair, task, seed, overrides_here, options)
                 for trained in chain:  # a warm start also needs the module it starts from
-                    key = module if trained is source else module_key(trained, pair, task, seed, overrides, options)
+                    key = module if trained is source else module_key(trained, pair, task, seed, overrides_here,
+                                                                      options)
                     if key not in trainings:
                         examples = trained_examples(trained, task)
                         trainings[key] = {"method": trained.name, "task": task.train_key or task.name,
                                           "base": pair.version_id(trained.trains_on), "seed": seed,
+                                          "cached": key in in_store,
                                           "examples": examples,
                                           "memory": training_memory(trained, shape, shapes, options, memory_bytes),
                                           "measured_hours": measured_hours(measured, task, examples),
@@ -84,18 +90,25 @@ def plan(methods: list[str], pair, tasks: list, seeds: list[int], overrides: dic
             "measured_hours": sum(hours) if hours and None not in hours else None}
 
 
-def training_steps(methods: list[str], pair, tasks: list, seeds: list[int], overrides: dict | None = None) -> int:
+def task_recipe_overrides(task, overrides: dict | None, task_overrides: dict[str, dict] | None) -> dict:
+    """One task's recipe overrides as run_grid applies them: its tuned recipes under the user's --set/--config."""
+    return {**(task_overrides or {}).get(task.name, {}), **(overrides or {})}
+
+
+def training_steps(methods: list[str], pair, tasks: list, seeds: list[int], overrides: dict | None = None,
+                   task_overrides: dict[str, dict] | None = None) -> int:
     """The steps of the grid's distinct trainings, summed (0 for a training whose size is unknown before its data
     load): a method that reuses another's module adds none, a warm start adds the module it starts from. Within one
     grid a training is its method, task and seed, so no module key (a hash of the task's data) is needed."""
     total = 0
     for task in tasks:
         trained = {}
+        here = task_recipe_overrides(task, overrides, task_overrides)
         for name in methods:
-            source = module_source(build_method(name, overrides, pair, task), overrides, pair, task)
+            source = module_source(build_method(name, here, pair, task), here, pair, task)
             trained[source.name] = source
             if source.starts_from:
-                trained[source.starts_from] = build_method(source.starts_from, overrides, pair, task)
+                trained[source.starts_from] = build_method(source.starts_from, here, pair, task)
         total += sum(planned_steps(method, task) or 0 for method in trained.values())
     return total * len(seeds)
 
@@ -239,8 +252,9 @@ def _hours(value: float) -> str:
 
 
 def describe_plan(p: dict) -> str:
-    lines = [f"plan for pair {p['pair']}: {len(p['trainings'])} trainings (shared modules counted once), "
-             f"{len(p['evaluations'])} evaluations"]
+    cached = sum(t["cached"] for t in p["trainings"])
+    lines = [f"plan for pair {p['pair']}: {len(p['trainings'])} trainings (shared modules counted once; {cached} "
+             f"already in the store), {len(p['evaluations'])} evaluations"]
     for t in p["trainings"]:
         size = f", {t['examples']:,} examples" if t["examples"] else ""
         memory = t["memory"]
@@ -248,6 +262,7 @@ def describe_plan(p: dict) -> str:
             fits = {None: "", True: ", fits here", False: ", does NOT fit here"}[memory["fits"]]
             size += (f", peak ~{gib(memory['bytes'])} (micro-batch {memory['micro_batch']} x "
                      f"{memory['seq_len']} tokens, {p['precision']}{fits})")
+        size += " (in the store: not retrained)" if t["cached"] else ""
         lines.append(f"  train {t['method']:16s} {t['task']:24s} seed {t['seed']} on {t['base']}{size}")
         lines.append(f"        {describe_recipe(t)}")
     for e in p["evaluations"]:
