@@ -76,6 +76,11 @@ def test_the_suite_recipe_layers_over_the_method_class_and_the_methods_section_o
     assert (defaults.p_c, defaults.p_i) == (0.1, 0.0)
 
 
+@pytest.mark.parametrize("text", ["q_proj,v_proj", "[q_proj, v_proj]", "['q_proj', 'v_proj']", " q_proj , v_proj "])
+def test_targets_take_a_comma_list_or_a_yaml_style_list(text):
+    assert recipe("finetune_old", "boolq_cs", {"targets": text}).targets == ("q_proj", "v_proj")
+
+
 def test_warm_up_is_one_setting_given_as_steps_or_as_a_ratio():
     portllm = recipe("portllm", "gsm8k_metamath")  # its warmup_steps: 0 clears the suite's warmup_ratio: 0.03
     assert (portllm.warmup_steps, portllm.warmup_ratio) == (0, 0.0)

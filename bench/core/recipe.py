@@ -109,8 +109,10 @@ def coerce(key: str, value, default):
             return None  # back to the task's budget / no truncation
         if key in OPTIONAL_INTS:
             default = 0
-        if isinstance(default, tuple):
-            return tuple(v.strip() for v in value.split(",") if v.strip()) if isinstance(value, str) else tuple(value)
+        if isinstance(default, tuple):  # 'q_proj,v_proj', or as a YAML list: '[q_proj, v_proj]'
+            if isinstance(value, str):
+                return tuple(v.strip(" '\"") for v in value.strip().strip("[]").split(",") if v.strip(" '\""))
+            return tuple(value)
         if isinstance(value, bool) and not isinstance(default, bool):
             raise ValueError  # `--set rank=true` is not rank 1
         if isinstance(default, int) and not isinstance(default, bool):
