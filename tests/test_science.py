@@ -305,7 +305,7 @@ def test_paired_tests_leave_out_tasks_at_the_floor():
     assert test.n == 3 and test.mean_diff == pytest.approx(9.0)
 
 
-def test_constant_differences_over_few_pairs_are_not_certain(tmp_path):
+def test_constant_differences_over_few_pairs_are_not_certain():
     """+4.0 on each of 3 pairs has a zero-width t interval; an exact sign-flip test gives 2 x 0.5^3 = 0.25, so the
     claim is inconclusive. Six agreeing pairs (p = 0.031) are enough for the point to stand."""
     from bench.analysis.stats import paired_t_test
