@@ -403,10 +403,11 @@ def tune(
 def _reselect(method: str, pair: str, task: str, out: Path) -> None:
     METHODS.get(method)
     TASKS.get(task)
-    path = recipe_file(out, get_pair(pair).name, method)
+    pair_name = get_pair(pair).name
+    path = recipe_file(out, pair_name, method)
     if not path.is_file():
         raise BenchError(f"no tuned recipes at {path}: run bench tune first")
-    existing = check_tuned_file(path, get_pair(pair).name, method)
+    existing = check_tuned_file(path, pair_name, method)
     found = reselect_entry(path, existing, task)
     store_tuned(path, existing, found, existing["tasks"][task]["command"])
     _echo_choice(found, path)

@@ -27,14 +27,19 @@ class PairedT:
     p: float | None       # None: fewer than two pairs, or every pair differs by the same amount
     sd_diff: float = 0.0  # sample standard deviation of the differences
 
+    @property
+    def sign_flip_p(self) -> float:
+        """Two-sided exact sign-flip p for n pairs that all differ by the same amount: 2 x 0.5^n (capped at 1)."""
+        return min(1.0, 2 * 0.5 ** self.n)
+
     def interval(self, alpha: float = 0.05) -> tuple[float, float] | None:
         """The (1 - alpha) confidence interval of the mean difference (t distribution); None below two pairs."""
         if self.n < 2:
             return None
         if self.sd_diff == 0:
-            # Constant differences: the t interval shrinks to the point, as certain from 3 pairs as from 300. An
-            # exact sign-flip test asks how often n pairs agree by chance (2 x 0.5^n): the point only below alpha.
-            return (self.mean_diff, self.mean_diff) if 2 * 0.5 ** self.n < alpha else None
+            # Constant differences: the t interval shrinks to the point, as certain from 3 pairs as from 300; the
+            # point counts only where an exact sign-flip test says n agreeing pairs are not chance.
+            return (self.mean_diff, self.mean_diff) if self.sign_flip_p < alpha else None
         half = float(stats.t.ppf(1 - alpha / 2, self.n - 1)) * self.sd_diff / float(np.sqrt(self.n))
         return self.mean_diff - half, self.mean_diff + half
 

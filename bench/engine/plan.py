@@ -27,7 +27,7 @@ from bench.core.errors import BenchError
 from bench.core.recipe import Recipe
 from bench.core.results import load_results
 from bench.core.store import Store
-from bench.engine.protocol import build_method, job_gpus, landing_name, module_key, module_source
+from bench.engine.protocol import build_method, job_gpus, landing_name, module_key, module_source, task_recipe_overrides
 from bench.models.memory import FIT_FRACTION, Shape, estimate_bytes, gib, largest_fitting
 from bench.models.precision import compute_dtype
 from bench.models.training import TrainOptions
@@ -88,11 +88,6 @@ def plan(methods: list[str], pair, tasks: list, seeds: list[int], overrides: dic
             "evaluations": list(evaluations.values()), "gpu_hours": (low, high), "gpus_per_job": job_gpus(pair),
             "precision": options.precision, "measured": measured,
             "measured_hours": sum(hours) if hours and None not in hours else None}
-
-
-def task_recipe_overrides(task, overrides: dict | None, task_overrides: dict[str, dict] | None) -> dict:
-    """One task's recipe overrides as run_grid applies them: its tuned recipes under the user's --set/--config."""
-    return {**(task_overrides or {}).get(task.name, {}), **(overrides or {})}
 
 
 def training_steps(methods: list[str], pair, tasks: list, seeds: list[int], overrides: dict | None = None,

@@ -419,12 +419,17 @@ def check_targets(methods: list[Method], tensor_names, base: str) -> None:
                              f"(e.g. {', '.join(sorted({m.rsplit('.', 1)[-1] for m in modules})[:8])})")
 
 
+def task_recipe_overrides(task, overrides: dict | None, task_overrides: dict[str, dict] | None) -> dict:
+    """One task's recipe overrides: its tuned recipes under the user's --set/--config (run_grid and the plan)."""
+    return {**(task_overrides or {}).get(task.name, {}), **(overrides or {})}
+
+
 def run_grid(methods: list[str], pair: Pair, tasks: list[Task], seeds: list[int], overrides: dict | None = None,
              limit: int | None = None, executor=None, eval_backend: str = "hf",
              task_overrides: dict[str, dict] | None = None, options: TrainOptions | None = None) -> list[Cell]:
     """task_overrides: {task: {"METHOD.option": value}} (tuned recipes), layered under `overrides` (the user's).
     Every recipe (one per method and task: suites differ) is checked before any training."""
-    per_task = {t.name: {**(task_overrides or {}).get(t.name, {}), **(overrides or {})} for t in tasks}
+    per_task = {t.name: task_recipe_overrides(t, overrides, task_overrides) for t in tasks}
     built = {(m, t.name): build_method(m, per_task[t.name], pair, t) for m in methods for t in tasks}
     with distributed.main_first():  # under --nproc, rank 0 builds the pair's bases; the others then read them
         check_pair(pair)  # shapes from headers only: an incompatible pair fails before anything trains

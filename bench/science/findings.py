@@ -48,7 +48,7 @@ def paired(a: list[dict], b: list[dict]) -> PairedT:
 
 def _p(test: PairedT) -> str:
     if test.p is None and test.n >= 2:  # every pair differs by the same amount: no t, an exact sign-flip test
-        return f"every pair differs by the same amount, sign-flip p = {min(1.0, 2 * 0.5 ** test.n):.3g}"
+        return f"every pair differs by the same amount, sign-flip p = {test.sign_flip_p:.3g}"
     return "p n/a" if test.p is None else f"p = {test.p:.3g}"
 
 
