@@ -27,6 +27,7 @@ import statistics
 from pathlib import Path
 
 from bench.core.errors import BenchError
+from bench.core.options import parse_value
 from bench.engine.protocol import build_method, source_evaluation, train_module
 from methods import METHODS
 from tasks.recipes import read_recipe_file, write_recipe_file
@@ -203,11 +204,6 @@ def choose_trial(rows: list[dict]) -> tuple[dict, dict]:
                     "chosen_trial": int(chosen["trial"])}
 
 
-def _number(text: str):
-    number = float(text)
-    return int(number) if number.is_integer() and "." not in text and "e" not in text.lower() else number
-
-
 def reselect_entry(path: Path, existing: dict, task: str) -> dict:
     """The task's tuned entry chosen again from its committed trial table by the current rule; nothing trains."""
     entry = existing["tasks"].get(task)
@@ -221,9 +217,9 @@ def reselect_entry(path: Path, existing: dict, task: str) -> dict:
         raise BenchError(f"{table} has no trials")
     chosen, selection = choose_trial(rows)
     recipe = dict(entry["search"].get("fixed") or {})
-    recipe |= {k: _number(chosen[k]) for k in entry["search"]["space"]}
+    recipe |= {k: parse_value(chosen[k]) for k in entry["search"]["space"]}
     if "alpha" in chosen:
-        recipe["alpha"] = _number(chosen["alpha"])
+        recipe["alpha"] = parse_value(chosen["alpha"])
     return {"method": existing["method"], "task": task, "recipe": recipe,
             "validation": entry["validation"] | {"score": float(chosen["validation"]), "n": int(chosen["n"])},
             "selection": selection, "tuned_on": entry["tuned_on"], "search": entry["search"], "trials": rows}
