@@ -28,7 +28,14 @@ from bench.core.progress import quiet_libraries
 from bench.core.registry import Registry
 from bench.core.results import check_writable, costs_path, load_results, write_results
 from bench.core.store import one_line, write_json_atomic
-from bench.engine.executors import LocalExecutor, auto_workers, check_executor, make_executor, parse_workers
+from bench.engine.executors import (
+    LocalExecutor,
+    auto_workers,
+    check_executor,
+    hub_worker_bytes,
+    make_executor,
+    parse_workers,
+)
 from bench.engine.perf import measure_ratios
 from bench.engine.plan import describe_plan, plan, training_steps
 from bench.engine.protocol import build_method, run_grid
@@ -90,7 +97,8 @@ app = typer.Typer(cls=OneLineUsageErrors, add_completion=False, pretty_exception
 DEFAULT_METHODS = "finetune_old,finetune_new,direct_transfer,portllm,trans_peft"
 DEFAULT_TASKS = "tiny_arith,tiny_knowledge,tiny_code"
 WORKERS_HELP = ("Processes of this machine that run the grid's cells (local executor), or auto: one per core, one "
-                "torch thread each, on a CPU for the tiny pairs when the grid trains >= 1000 steps; else 1.")
+                "torch thread each, on a CPU when the grid trains >= 1000 steps (for a real model, as many as the "
+                "free RAM holds); else 1.")
 
 
 def one_line_errors(command):
@@ -332,12 +340,17 @@ def _worker_counts(workers: int | None, pair, methods: list[str], tasks: list, s
                    overrides: dict | None = None, local: bool = True,
                    task_overrides: dict[str, dict] | None = None) -> tuple[int, int]:
     """(processes, torch threads each) for a parsed --workers (None: auto, judged on the grid's training steps,
-    counted only where auto could choose processes: the local executor on a CPU, a tiny pair)."""
+    counted only where auto could choose processes: the local executor on a CPU; for a real model, also on the
+    RAM a worker needs)."""
     if workers:
         return workers, max(1, (os.cpu_count() or 1) // workers)
-    if not (local and device().type == "cpu" and pair.world() is not None):
+    if not (local and device().type == "cpu"):
         return auto_workers(False)
-    return auto_workers(True, training_steps=training_steps(methods, pair, tasks, seeds, overrides, task_overrides))
+    steps = training_steps(methods, pair, tasks, seeds, overrides, task_overrides)
+    if pair.world() is not None:
+        return auto_workers(True, training_steps=steps)
+    worker_bytes = hub_worker_bytes(pair.params_b)
+    return auto_workers(worker_bytes is not None, training_steps=steps, worker_bytes=worker_bytes)
 
 
 def tuned_for(root: Path, pair, method_names: list[str], task_objs: list) -> dict[str, dict]:

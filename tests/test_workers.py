@@ -44,6 +44,33 @@ def test_auto_is_one_process_per_core_on_cpu_for_tiny_pairs_and_one_elsewhere():
     assert auto_workers(True, cores=2, training_steps=1000) == (2, 1)
 
 
+def test_auto_for_a_real_model_on_cpu_takes_as_many_processes_as_the_ram_holds(monkeypatch):
+    import torch
+
+    import bench.cli as cli
+    import bench.engine.executors as executors
+
+    monkeypatch.setattr(cli, "device", lambda: torch.device("cpu"))
+    monkeypatch.setattr(executors.os, "cpu_count", lambda: 2)
+    smollm2 = PAIRS.get("smollm2-135m-cpt")
+    tasks = [TASKS.get(name)() for name in smollm2.suite]
+    methods = ["finetune_old", "finetune_new", "direct_transfer", "portllm", "trans_peft"]
+    worker = executors.hub_worker_bytes(smollm2.params_b)
+    assert 5e9 < worker < 6e9  # a 135M model in fp32 peaked at 4.7-5.3 GB a process
+
+    monkeypatch.setattr(executors, "available_ram_bytes", lambda: 24 * 2**30)
+    assert cli._worker_counts(None, smollm2, methods, tasks, [0, 1, 2]) == (2, 1)
+    monkeypatch.setattr(executors, "available_ram_bytes", lambda: 8 * 2**30)  # room for one: one process, all threads
+    assert cli._worker_counts(None, smollm2, methods, tasks, [0, 1, 2]) == (1, 0)
+    # a 7B model on a CPU, or a model of unknown size (an ad-hoc pair), runs in this process
+    assert executors.auto_workers(True, cores=2, worker_bytes=executors.hub_worker_bytes(7.6),
+                                  ram_bytes=128 * 2**30) == (1, 0)
+    assert executors.hub_worker_bytes(0.0) is None
+    # one training (one task, one seed, finetune_old: 100 steps) is too small to pay for starting processes
+    monkeypatch.setattr(executors, "available_ram_bytes", lambda: 24 * 2**30)
+    assert cli._worker_counts(None, smollm2, ["finetune_old"], tasks[:1], [0]) == (1, 0)
+
+
 def test_the_default_grid_counts_each_distinct_training_once():
     pair, tasks = PAIRS.get("tiny"), [TASKS.get(name)() for name in ("tiny_arith", "tiny_knowledge", "tiny_code")]
     methods = ["finetune_old", "finetune_new", "direct_transfer", "portllm", "trans_peft"]

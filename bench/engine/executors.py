@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 
 from bench.core.errors import BenchError
 from bench.core.progress import progress_bar, quiet_libraries
+from bench.models.memory import available_ram_bytes
 
 EXECUTORS = ("local", "ray")
 # What a worker must see as the driver does: where the store, mirrors and models are, offline, quiet.
@@ -187,16 +188,31 @@ def check_executor(name: str, address: str | None = None) -> None:
 MIN_STEPS_FOR_WORKERS = 1000
 
 
-def auto_workers(pair_runs_on_cpu: bool, cores: int | None = None, training_steps: int | None = None
-                 ) -> tuple[int, int]:
-    """(workers, torch threads each) for `--workers auto`: on a CPU, for the tiny pairs, one process per core
-    (at most 8: each holds its own copy of the libraries, ~0.6 GB), one thread each, when the grid trains at
-    least MIN_STEPS_FOR_WORKERS steps; else one process."""
+# A worker for a real (hub) model holds the libraries and, at its peak, about this many bytes per parameter:
+# SmolLM2-135M in fp32 peaked at 4.7-5.3 GB of RSS (training a LoRA, lm-eval's model loaded).
+WORKER_BASE_BYTES = 2**30
+WORKER_BYTES_PER_PARAM = 32
+
+
+def auto_workers(pair_runs_on_cpu: bool, cores: int | None = None, training_steps: int | None = None,
+                 worker_bytes: int | None = None, ram_bytes: int | None = None) -> tuple[int, int]:
+    """(workers, torch threads each) for `--workers auto`: on a CPU, one process per core (at most 8: each holds its
+    own copy of the libraries, ~0.6 GB), one thread each, when the grid trains at least MIN_STEPS_FOR_WORKERS steps
+    and, for a real model (`worker_bytes` each), as many as the free RAM holds; else one process."""
     cores = cores or os.cpu_count() or 1
     if not pair_runs_on_cpu or (training_steps is not None and training_steps < MIN_STEPS_FOR_WORKERS):
         return 1, 0
     workers = max(1, min(cores, 8))
+    if worker_bytes:
+        workers = min(workers, (ram_bytes if ram_bytes is not None else available_ram_bytes()) // worker_bytes)
+    if workers <= 1:
+        return 1, 0
     return workers, max(1, cores // workers)
+
+
+def hub_worker_bytes(params_b: float) -> int | None:
+    """Peak memory of one worker for a model of `params_b` billion parameters (None: size unknown)."""
+    return int(WORKER_BASE_BYTES + WORKER_BYTES_PER_PARAM * params_b * 1e9) if params_b > 0 else None
 
 
 def parse_workers(value: str) -> int | None:

@@ -6,6 +6,7 @@ LEADERBOARD: the default grid on seeds 0-9 (native). TWIN: the same grid on some
 MKL_ENABLE_INSTRUCTIONS=SSE4_2 ATEN_CPU_CAPABILITY=default ("another machine"), from a fresh cache.
 """
 
+import itertools
 import json
 import statistics
 import sys
@@ -31,8 +32,15 @@ for (method, task), seeds in native.items():
     # transfer) >= finetune_old's score on that seed - 10
     learnt = sum((c["source_score"] if c["source_score"] is not None else c["score"]) >= old[task][s]["score"] - 10
                  for s, c in seeds.items())
-    moved = [abs(twin[(method, task)][s]["score"] - seeds[s]["score"]) for s in twin.get((method, task), {})]
+    twinned = sorted(twin.get((method, task), {}))
+    moved = [abs(twin[(method, task)][s]["score"] - seeds[s]["score"]) for s in twinned]
+    # What a change of seed does, for scale: how often two native seeds of this cell lie within one seed sd.
+    reseeded = [abs(a["score"] - b["score"]) <= sd for a, b in itertools.combinations(seeds.values(), 2)]
+    mean_moved = (abs(statistics.fmean(twin[(method, task)][s]["score"] for s in twinned)
+                      - statistics.fmean(seeds[s]["score"] for s in twinned)) if twinned else None)
     rows.append([method, task, f"{statistics.fmean(scores):.1f}", f"{sd:.1f}", f"{learnt}/{len(seeds)}",
-                 f"{max(moved):.1f}" if moved else "-", f"{sum(m <= sd for m in moved)}/{len(moved)}"])
+                 f"{max(moved):.1f}" if moved else "-", f"{sum(m <= sd for m in moved)}/{len(moved)}",
+                 f"{sum(reseeded)}/{len(reseeded)}", "-" if mean_moved is None else f"{mean_moved:.1f}"])
 print(tabulate(rows, ["method", "task", "mean", "seed sd", "learns on its base", "max |twin - native|",
-                      "twin within sd"], tablefmt="github", disable_numparse=True))
+                      "twin within sd", "two seeds within sd", "|twin mean - native mean|"],
+               tablefmt="github", disable_numparse=True))
