@@ -1,6 +1,8 @@
 """`--workers`: the grid's cells in processes of this machine (the default on a CPU for the tiny pairs)."""
 
+import os
 import shutil
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -33,6 +35,31 @@ def test_two_worker_processes_give_the_cells_of_one(micro_pair, tmp_path, monkey
     assert _scores(together) == _scores(alone)  # same cells, in the grid's order
     # finetune_old's module trained once per (task, seed), for direct_transfer too; trans_peft's of its own
     assert len(Store().keys("modules")) == 2 * 2 * 2
+
+
+def _record_pid_and_wait(path):
+    path.write_text(str(os.getpid()))
+    time.sleep(600)
+
+
+def _fail_once_started(path):
+    while not path.exists():  # the other worker is inside its job
+        time.sleep(0.1)
+    raise RuntimeError("a failing cell")
+
+
+def test_a_stopped_grid_ends_its_workers_instead_of_waiting_for_them(tmp_path):
+    pid_file = tmp_path / "pid"
+    with pytest.raises(RuntimeError, match="a failing cell"):
+        LocalExecutor(workers=2).map(_dispatch, [(_record_pid_and_wait, pid_file), (_fail_once_started, pid_file)],
+                                     "grid")
+    pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):  # terminated and reaped, not left running its 10-minute job
+        os.kill(pid, 0)
+
+
+def _dispatch(fn, path):
+    return fn(path)
 
 
 def test_auto_is_one_process_per_core_on_cpu_for_tiny_pairs_and_one_elsewhere():

@@ -89,7 +89,7 @@ class LocalExecutor:
                             results[i] = future.result()
                             advance(done=label(jobs[i]))
         except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
+            _stop_now(pool)
             raise
         pool.shutdown()
         return [results[i] for i in range(len(jobs))]
@@ -99,6 +99,21 @@ class LocalExecutor:
 
     def __exit__(self, *exc):
         return None
+
+
+def _stop_now(pool: futures.ProcessPoolExecutor, grace_s: float = 5.0) -> None:
+    """Cancel the jobs not started and end the running ones: without this, an interrupted grid (Ctrl-C, SIGTERM, an
+    error) waits at exit for its in-flight trainings to finish. A build killed halfway leaves only a temporary
+    directory, which the store sweeps when it builds that key again; what is stored stays."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # (shutdown forgets them)
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(grace_s)
+        if process.is_alive():
+            process.kill()
+            process.join(grace_s)
 
 
 def _remote_call(env: dict, fn: Callable, args: tuple, *after):
