@@ -28,20 +28,13 @@ from bench.core.progress import quiet_libraries
 from bench.core.registry import Registry
 from bench.core.results import check_writable, costs_path, load_results, write_results
 from bench.core.store import one_line, write_json_atomic
-from bench.engine.executors import (
-    LocalExecutor,
-    auto_workers,
-    check_executor,
-    hub_worker_bytes,
-    make_executor,
-    parse_workers,
-)
+from bench.engine.executors import LocalExecutor, auto_workers, check_executor, make_executor, parse_workers
 from bench.engine.perf import measure_ratios
 from bench.engine.plan import describe_plan, plan, training_steps
 from bench.engine.protocol import build_method, run_grid
 from bench.models import distributed
 from bench.models.loading import device
-from bench.models.memory import device_memory_bytes
+from bench.models.memory import device_memory_bytes, worker_peak_bytes
 from bench.models.precision import resolve_precision
 from bench.models.training import TrainOptions, check_micro_batch
 from bench.pairs import PAIRS, get_pair
@@ -349,7 +342,7 @@ def _worker_counts(workers: int | None, pair, methods: list[str], tasks: list, s
     steps = training_steps(methods, pair, tasks, seeds, overrides, task_overrides)
     if pair.world() is not None:
         return auto_workers(True, training_steps=steps)
-    worker_bytes = hub_worker_bytes(pair.params_b)
+    worker_bytes = worker_peak_bytes(pair.params_b)
     return auto_workers(worker_bytes is not None, training_steps=steps, worker_bytes=worker_bytes)
 
 

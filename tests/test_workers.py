@@ -12,6 +12,7 @@ from bench.core.store import CACHE_ENV, Store, cache_dir
 from bench.engine.executors import LocalExecutor, auto_workers
 from bench.engine.plan import training_steps
 from bench.engine.protocol import run_grid
+from bench.models.memory import worker_peak_bytes
 from bench.pairs import PAIRS
 from tasks.base import TASKS
 
@@ -82,7 +83,7 @@ def test_auto_for_a_real_model_on_cpu_takes_as_many_processes_as_the_ram_holds(m
     smollm2 = PAIRS.get("smollm2-135m-cpt")
     tasks = [TASKS.get(name)() for name in smollm2.suite]
     methods = ["finetune_old", "finetune_new", "direct_transfer", "portllm", "trans_peft"]
-    worker = executors.hub_worker_bytes(smollm2.params_b)
+    worker = worker_peak_bytes(smollm2.params_b)
     assert 5e9 < worker < 6e9  # a 135M model peaked at 2.3 GB a process in fp32, 4.7-5.3 GB in bf16 on 2 threads
 
     monkeypatch.setattr(executors, "available_ram_bytes", lambda: 24 * 2**30)
@@ -90,9 +91,9 @@ def test_auto_for_a_real_model_on_cpu_takes_as_many_processes_as_the_ram_holds(m
     monkeypatch.setattr(executors, "available_ram_bytes", lambda: 8 * 2**30)  # room for one: one process, all threads
     assert cli._worker_counts(None, smollm2, methods, tasks, [0, 1, 2]) == (1, 0)
     # a 7B model on a CPU, or a model of unknown size (an ad-hoc pair), runs in this process
-    assert executors.auto_workers(True, cores=2, worker_bytes=executors.hub_worker_bytes(7.6),
+    assert executors.auto_workers(True, cores=2, worker_bytes=worker_peak_bytes(7.6),
                                   ram_bytes=128 * 2**30) == (1, 0)
-    assert executors.hub_worker_bytes(0.0) is None
+    assert worker_peak_bytes(0.0) is None
     # one training (one task, one seed, finetune_old: 100 steps) is too small to pay for starting processes
     monkeypatch.setattr(executors, "available_ram_bytes", lambda: 24 * 2**30)
     assert cli._worker_counts(None, smollm2, ["finetune_old"], tasks[:1], [0]) == (1, 0)

@@ -203,13 +203,6 @@ def check_executor(name: str, address: str | None = None) -> None:
 MIN_STEPS_FOR_WORKERS = 1000
 
 
-# A worker for a real (hub) model holds the libraries and, at its peak, about this many bytes per parameter:
-# SmolLM2-135M peaked at 2.3 GB of RSS with one thread in fp32 and 4.7-5.3 GB with two in bf16 (training a LoRA,
-# lm-eval's model loaded): the estimate keeps to the larger.
-WORKER_BASE_BYTES = 2**30
-WORKER_BYTES_PER_PARAM = 32
-
-
 def auto_workers(pair_runs_on_cpu: bool, cores: int | None = None, training_steps: int | None = None,
                  worker_bytes: int | None = None, ram_bytes: int | None = None) -> tuple[int, int]:
     """(workers, torch threads each) for `--workers auto`: on a CPU, one process per core (at most 8: each holds its
@@ -224,11 +217,6 @@ def auto_workers(pair_runs_on_cpu: bool, cores: int | None = None, training_step
     if workers <= 1:
         return 1, 0
     return workers, max(1, cores // workers)
-
-
-def hub_worker_bytes(params_b: float) -> int | None:
-    """Peak memory of one worker for a model of `params_b` billion parameters (None: size unknown)."""
-    return int(WORKER_BASE_BYTES + WORKER_BYTES_PER_PARAM * params_b * 1e9) if params_b > 0 else None
 
 
 def parse_workers(value: str) -> int | None:
