@@ -609,6 +609,8 @@ def sweep_update(
     out: Annotated[Path | None, typer.Option(help="Output directory (default under results/).")] = None,
     allow_unsafe_code: Annotated[bool, typer.Option(help=UNSAFE_HELP)] = False,
     workers: Annotated[str, typer.Option(help=WORKERS_HELP)] = "auto",
+    set_: Annotated[list[str], typer.Option("--set", help="Recipe override KEY=VALUE or METHOD.KEY=VALUE, "
+                                                      "for every point (as bench run's).")] = [],  # noqa: B006
 ):
     """Score vs update size: a family of v1s of growing severity, every method on each, plotted with error bars."""
 
@@ -619,10 +621,13 @@ def sweep_update(
     task_objs = _task_objects(the_pair, tasks)
     check_limit(limit)
     worker_count = parse_workers(workers)
+    overrides = collect_overrides(set_, None, method_names)
     out = _fresh_dir(out, f"sweep-update-{pair}-{kind}")
     with generated_code_policy(task_objs, allow_unsafe_code):
-        executor = LocalExecutor(*_worker_counts(worker_count, the_pair, method_names, task_objs, seed_list))
-        summary = run_sweep(the_pair, kind, severities, method_names, task_objs, seed_list, out, limit, executor)
+        executor = LocalExecutor(*_worker_counts(worker_count, the_pair, method_names, task_objs, seed_list,
+                                                 overrides))
+        summary = run_sweep(the_pair, kind, severities, method_names, task_objs, seed_list, out, limit, executor,
+                            overrides)
     from tabulate import tabulate
 
     rows = [[f"x{p['severity']:g}", p["steps"], f"{p['weight_change']['attention']:.4f}",
@@ -676,6 +681,8 @@ def sweep(
     out: Annotated[Path | None, typer.Option(help="Output directory (default under results/).")] = None,
     allow_unsafe_code: Annotated[bool, typer.Option(help=UNSAFE_HELP)] = False,
     workers: Annotated[str, typer.Option(help=WORKERS_HELP)] = "auto",
+    set_: Annotated[list[str], typer.Option("--set", help="Recipe override KEY=VALUE or METHOD.KEY=VALUE, "
+                                                      "for every point (as bench run's).")] = [],  # noqa: B006
 ):
     """A method's hyper-parameter grid (Trans-PEFT Fig. 6: score vs p_c at p_i=0, then vs p_i at the best p_c)."""
 
@@ -688,10 +695,12 @@ def sweep(
     out = _fresh_dir(out, f"sweep-{method}-{pair}")
     task_objs = _task_objects(the_pair, tasks)
     seed_list = parse_seeds(seeds)
+    overrides = collect_overrides(set_, None, [method, *reference_names])
     with generated_code_policy(task_objs, allow_unsafe_code):
         executor = LocalExecutor(*_worker_counts(worker_count, the_pair, [method, *reference_names], task_objs,
-                                                 seed_list))  # judged on one point's grid
-        summary = sweep_grid(method, parsed, the_pair, task_objs, seed_list, reference_names, out, limit, executor)
+                                                 seed_list, overrides))  # judged on one point's grid
+        summary = sweep_grid(method, parsed, the_pair, task_objs, seed_list, reference_names, out, limit, executor,
+                             overrides)
     for stage in summary["stages"]:
         points = ", ".join(f"{p['value']}: {p['mean']:.1f}" + (f" ± {p['sd']:.1f}" if p["sd"] is not None else "")
                            for p in stage["points"])

@@ -60,6 +60,10 @@ class Task:
         """(prompt, answer) pairs for fine-tuning a module on `pair`'s `version` ("old"/"new") base."""
         raise NotImplementedError
 
+    def longest_train_bytes(self, pair, version: str) -> int | None:
+        """A bound on the longest training example, where one is known without downloading its data (None here)."""
+        return None
+
     def evaluate(self, model, tokenizer, pair, version: str, limit: int | None = None) -> TaskScore:
         """Score `model` (a base with a module landed on it) against `pair`'s `version` world."""
         raise NotImplementedError
@@ -83,3 +87,9 @@ class SplitTask(Task):
         tuned = copy.copy(self)
         tuned.split = "validation"
         return tuned
+
+    def longest_train_bytes(self, pair, version: str) -> int | None:
+        """UTF-8 bytes of the longest training example (prompt + answer): split tasks generate their items here, so
+        a plan can bound a training's sequence length without a tokenizer (a token covers at least one byte)."""
+        return max((len((prompt + answer).encode()) for prompt, answer in self.train_examples(pair, version)),
+                   default=None)

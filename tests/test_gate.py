@@ -100,19 +100,23 @@ def test_holm_adjustment():
 # there, from a fresh cache.
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 MEASURED = RESULTS / "science" / "gate"
-MACHINE_CHANGES = [("tiny-10seeds-20261201.json", "avx2.json"), ("tiny-10seeds-20261201.json", "twin.json"),
-                   ("tiny-tuned-10seeds-20261203.json", "twin-tuned.json"),
-                   ("tiny-v2-10seeds-20261203.json", "twin-v2.json"), ("tiny-v3-10seeds-20261203.json", "twin-v3.json")]
+CI_SEEDS = (0, 1, 2)  # the seeds .ci/run gates (README "Why 3 seeds")
+MACHINE_CHANGES = [("tiny-10seeds-20261201.json", "avx2.json", None), ("tiny-10seeds-20261201.json", "twin.json", None),
+                   ("tiny-tuned-10seeds-20261203.json", "twin-tuned.json", None),
+                   ("tiny-v2-10seeds-20261203.json", "twin-v2.json", None),
+                   ("tiny-v3-10seeds-20261203.json", "twin-v3.json", None),
+                   ("tiny-v3-10seeds-20261203.json", "twin-v3.json", CI_SEEDS)]  # what CI runs, on that twin
 
 
 def test_ci_gates_against_the_committed_tuned_baseline():
     ci = (RESULTS.parent / ".ci" / "run").read_text()
-    assert f"results/{MACHINE_CHANGES[-1][0]}" in ci and "--unit seed --alpha 0.05 --min-delta 5" in ci
-    baseline = json.loads((RESULTS / MACHINE_CHANGES[-1][0]).read_text())
+    baseline_name, twin, seeds = MACHINE_CHANGES[-1]
+    assert f"results/{baseline_name}" in ci and "--unit seed --alpha 0.05 --min-delta 5" in ci
+    baseline = json.loads((RESULTS / baseline_name).read_text())
     assert baseline["tuned_recipes"] and len({c["seed"] for c in baseline["cells"]}) == 10
-    # CI runs the seeds the gate was measured with (3 seeds missed a planted drop in finetune_old tiny_knowledge)
-    measured = {c["seed"] for c in json.loads((MEASURED / MACHINE_CHANGES[-1][1]).read_text())["cells"]}
-    assert f"--seeds {','.join(map(str, sorted(measured)))} " in ci and measured == {0, 1, 2, 3}
+    # CI runs seeds the gate was measured with, on the current baseline and its twin (below)
+    measured = {c["seed"] for c in json.loads((MEASURED / twin).read_text())["cells"]}
+    assert f"--seeds {','.join(map(str, seeds))} " in ci and set(seeds) <= measured
 
 
 def plant_drop(source: Path, out: Path, method: str, task: str) -> Path:
@@ -128,14 +132,25 @@ def plant_drop(source: Path, out: Path, method: str, task: str) -> Path:
     return out
 
 
-@pytest.mark.parametrize("baseline_name,run", MACHINE_CHANGES)
+def seeds_of(source: Path, seeds: tuple[int, ...] | None, out: Path) -> Path:
+    """The results file with only these seeds' cells (None: all of them)."""
+    if seeds is None:
+        return source
+    results = json.loads(source.read_text())
+    results["cells"] = [c for c in results["cells"] if c["seed"] in seeds]
+    out.write_text(json.dumps(results))
+    return out
+
+
+@pytest.mark.parametrize("baseline_name,run,seeds", MACHINE_CHANGES,
+                         ids=[f"{run}-seeds-{''.join(map(str, s or [])) or 'all'}" for _, run, s in MACHINE_CHANGES])
 def test_another_machine_passes_the_seed_gate_and_a_planted_drop_in_a_reference_cell_fails_it(baseline_name, run,
-                                                                                               tmp_path):
-    baseline, other_machine = RESULTS / baseline_name, MEASURED / run
+                                                                                               seeds, tmp_path):
+    baseline, other_machine = RESULTS / baseline_name, seeds_of(MEASURED / run, seeds, tmp_path / "seeds.json")
     assert gate(baseline, other_machine).exit_code == 1  # per-sample: "regressed", with no code change
     result = gate(baseline, other_machine, *SEED_GATE)
     assert result.exit_code == 0 and set(verdicts(result.stdout).values()) == {"ok"}, result.output
-    # The re-tuning references are steady enough at 3-4 seeds that a third of their correct answers is caught
+    # The re-tuning references are steady enough at 3 seeds that a third of their correct answers is caught
     for method in ("finetune_old", "finetune_new"):
         for task in ("tiny_arith", "tiny_knowledge", "tiny_code"):
             planted = gate(baseline, plant_drop(other_machine, tmp_path / "planted.json", method, task), *SEED_GATE)

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from bench.cli import app
 from bench.core.accounting import mfu, peak_flops
 from bench.core.errors import BenchError
+from bench.engine.plan import PLAN_SEQ_LEN, longest
 from bench.models import precision
 from bench.models.memory import Shape, estimate_bytes, largest_fitting
 from bench.models.training import (
@@ -26,6 +27,7 @@ from bench.models.training import (
     train_loop,
 )
 from methods.trans_peft import knowledge_masking_and_dropping, masked_positions
+from tasks.base import TASKS
 
 runner = CliRunner()
 FAST = ["--pair", "micro", "--set", "steps=4", "--set", "batch_size=4", "--tasks", "tiny_knowledge",
@@ -286,12 +288,30 @@ def test_auto_micro_batch_is_the_largest_divisor_that_fits():
     assert largest_fitting(16, lambda m: False) == 1
 
 
+def test_the_plan_bounds_a_training_sequence_by_the_longest_generated_example(micro_pair):
+    """The memory estimate's sequence length: no shorter than any row the training will see, far under the 1,024
+    tokens assumed where the data is not at hand (a 135M model's estimate was 14 GiB at 1,024, 2.3 GB measured)."""
+    from transformers import AutoTokenizer
+
+    from bench.engine.protocol import encode_examples
+
+    tokenizer = AutoTokenizer.from_pretrained(micro_pair.base_dir("old"))
+    for name in ("tiny_arith", "tiny_knowledge", "tiny_code"):
+        task = TASKS.get(name)()
+        for version in ("old", "new"):
+            bound = longest(task, micro_pair, version, {})
+            rows = encode_examples(tokenizer, task.train_examples(micro_pair, version))
+            assert max(len(prompt) + len(answer) for prompt, answer in rows) <= bound < PLAN_SEQ_LEN, (name, version)
+    assert longest(TASKS.get("gsm8k_metamath")(), micro_pair, "old", {}) is None  # its data is a download away
+
+
 def test_dry_run_prints_peak_memory_and_picks_a_micro_batch(micro_pair, tmp_path):
     result = runner.invoke(app, ["run", *FAST, "--dry-run", "--micro-batch", "auto", "--gradient-checkpointing",
                                  "--out", str(tmp_path / "r.json")])
     assert result.exit_code == 0, result.output
     line = next(t for t in result.stdout.splitlines() if t.strip().startswith("train"))
-    assert "peak ~" in line and "micro-batch 4 x 64 tokens" in line and "fits here" in line
+    bound = longest(TASKS.get("tiny_knowledge")(), micro_pair, "old", {})  # under the micro pair's 64 positions
+    assert "peak ~" in line and f"micro-batch 4 x {bound} tokens" in line and "fits here" in line and bound < 64
     qwen = runner.invoke(app, ["run", "--pair", "qwen2-qwen2.5", "--dry-run", "--offline", "--precision", "bf16",
                                "--micro-batch", "4", "--methods", "finetune_old", "--tasks", "gsm8k_metamath"])
     assert qwen.exit_code == 0, qwen.output

@@ -10,6 +10,7 @@ from bench.cli import app
 
 runner = CliRunner()
 FAST = ["--tasks", "tiny_knowledge", "--limit", "8"]
+SHORT = ["--set", "steps=8", "--set", "batch_size=4"]  # every point's recipe: the tests ask about layout, not scores
 
 
 def invoke(args):
@@ -30,8 +31,9 @@ def micro_with(steps: int):
 def test_sweep_update_measures_growing_change(micro_pair, tmp_path):
     out = tmp_path / "sweep"
     invoke(["sweep-update", "--pair", "micro", "--kind", "full", "--severity", "0,1,3",
-            "--methods", "direct_transfer,finetune_new", "--seeds", "0,1", "--out", str(out), *FAST])
+            "--methods", "direct_transfer,finetune_new", "--seeds", "0,1", "--out", str(out), *FAST, *SHORT])
     summary = json.loads((out / "summary.json").read_text())
+    assert summary["overrides"] == {"steps": 8, "batch_size": 4}
     points = summary["points"]
     assert [p["severity"] for p in points] == [0, 1, 3]
     assert [p["steps"] for p in points] == [0, 20, 60]
@@ -42,6 +44,8 @@ def test_sweep_update_measures_growing_change(micro_pair, tmp_path):
     # x1 is the pair's own update: the same v1 checkpoint as the registered micro pair.
     results = json.loads((out / points[1]["results"]).read_text())
     assert results["cells"][0]["base_versions"]["new"] == micro_pair.version_id("new")
+    assert results["overrides"] == {"steps": 8, "batch_size": 4}
+    assert all(c["recipe"]["steps"] == 8 for c in results["cells"] if c["method"] == "finetune_new")
     for p in points:
         assert set(p["methods"]) == {"direct_transfer", "finetune_new"}
         assert len(p["methods"]["finetune_new"]["scores"]) == 2  # one task x two seeds
@@ -49,8 +53,17 @@ def test_sweep_update_measures_growing_change(micro_pair, tmp_path):
     assert (out / "severity.png").read_bytes()[:4] == b"\x89PNG"
     # Rerunning reuses the finished points and rewrites the same summary.
     invoke(["sweep-update", "--pair", "micro", "--kind", "full", "--severity", "0,1,3",
-            "--methods", "direct_transfer,finetune_new", "--seeds", "0,1", "--out", str(out), *FAST])
+            "--methods", "direct_transfer,finetune_new", "--seeds", "0,1", "--out", str(out), *FAST, *SHORT])
     assert json.loads((out / "summary.json").read_text()) == summary
+    # Into the same --out with another recipe: its points would answer another question, so nothing is reused
+    # or overwritten.
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+    result = runner.invoke(app, ["sweep-update", "--pair", "micro", "--kind", "full", "--severity", "0,1,3",
+                                 "--methods", "direct_transfer,finetune_new", "--seeds", "0,1", "--out", str(out),
+                                 *FAST, "--set", "steps=9", "--set", "batch_size=4"])
+    assert result.exit_code == 2 and "exists with other recipe overrides" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == before
 
 
 def test_sweep_update_bad_input(tmp_path):
@@ -106,8 +119,9 @@ def test_grid_sweep_lays_out_fig6(micro_pair, tmp_path):
     out = tmp_path / "grid"
     result = invoke(["sweep", "--method", "trans_peft", "--grid", "p_c=0,0.3 p_i=0,0.1",
                      "--pair", "micro", "--seeds", "0,1", "--references", "direct_transfer", "--out", str(out),
-                     "--tasks", "tiny_knowledge", "--limit", "8"])
+                     "--tasks", "tiny_knowledge", "--limit", "8", *SHORT])
     summary = json.loads((out / "summary.json").read_text())
+    assert summary["overrides"] == {"steps": 8, "batch_size": 4}
     first, second = summary["stages"]
     assert first["param"] == "p_c" and [p["value"] for p in first["points"]] == [0, 0.3]
     assert all(p["assignment"]["p_i"] == 0 for p in first["points"])
@@ -123,11 +137,16 @@ def test_grid_sweep_lays_out_fig6(micro_pair, tmp_path):
     assert "direct_transfer" in summary["references"]
     assert (out / "grid.png").read_bytes()[:4] == b"\x89PNG"
     assert "best" in result.output
+    for point in [*point_files, out / "references.json"]:  # every point and the references train with the --set
+        assert all(c["recipe"]["steps"] == 8 for c in json.loads(point.read_text())["cells"]
+                   if c["method"] != "direct_transfer")
 
 
 def test_grid_sweep_bad_input(tmp_path):
     for args, message in [(["--grid", "p_c=0,1.5"], "p_c must be in [0, 1)"), (["--grid", "p_c"], "NAME=V1"),
-                          (["--grid", "nope=1"], "no option"), (["--method", "trans_pef"], "Did you mean")]:
+                          (["--grid", "nope=1"], "no option"), (["--method", "trans_pef"], "Did you mean"),
+                          (["--grid", "p_c=0,0.1", "--set", "trans_peft.p_c=0.2"], "fixes an option the grid sweeps"),
+                          (["--set", "steps"], "KEY=VALUE")]:
         result = runner.invoke(app, ["sweep", "--pair", "micro", "--out", str(tmp_path / "x"), *args])
         assert result.exit_code == 2, result.output
         assert message.lower() in result.output.lower(), result.output

@@ -305,6 +305,23 @@ def test_a_damaged_cached_module_is_retrained_with_one_warning(damage, world, tm
     assert (tmp_path / "new.json").read_bytes() == reference
 
 
+def test_the_dry_run_counts_a_damaged_module_as_retrained_and_leaves_it(world):
+    cache, _ = world
+    (module,) = entries(cache, "modules")
+    intact = runner.invoke(app, [*FAST, "--dry-run"])
+    assert intact.exit_code == 0, intact.output
+    assert "1 trainings (shared modules counted once; 1 already in the store)" in intact.stdout
+    assert "(in the store: not retrained)" in intact.stdout
+    flip(module / "adapter_model.safetensors")
+    damaged_bytes = (module / "adapter_model.safetensors").read_bytes()
+    result = runner.invoke(app, [*FAST, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "1 trainings (shared modules counted once; 0 already in the store, 1 there but damaged)" in result.stdout
+    assert "(in the store but damaged, adapter_model.safetensors does not match its sha256: retrained)" in result.stdout
+    assert "not retrained" not in result.stdout
+    assert (module / "adapter_model.safetensors").read_bytes() == damaged_bytes  # a plan only looks
+
+
 def test_a_damaged_cached_evaluation_is_rerun_with_one_warning(world, tmp_path):
     """Through the real `bench` (a rerun evaluation's lm-eval bars are off only there)."""
     cache, reference = world

@@ -245,6 +245,12 @@ class Store:
         folder = cache_dir() / kind
         return sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) if folder.is_dir() else []
 
+    def damage(self, kind: str, key: str) -> str | None:
+        """What is wrong with a finished entry (verify_entry's words), or None if it is intact or from before
+        manifests (trusted, as reuse trusts it): a damaged entry is rebuilt, not reused."""
+        problem = verify_entry(cache_dir() / kind / key)
+        return None if problem is LEGACY else problem
+
 
 def read_json(path: Path):
     return json.loads(Path(path).read_text())

@@ -13,7 +13,9 @@ That is wall hours on the device that measured it (one GPU, or that CPU), which 
 
 Peak memory per training: bench/models/memory.py's formula, with the model's shape from a local config.json (a
 built tiny pair, a mirror or huggingface cache copy) or the registry's dims, at the sequence length of the
-recipe's max_length if it has one, else 1,024 tokens capped at the model's context.
+recipe's max_length or, where the task generates its data here (tiny, synth), one token per byte of its longest
+training example (a token covers at least one byte: an upper bound), whichever is shorter; else 1,024 tokens;
+capped at the model's context.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ FIG7_EXAMPLES = 170_420 * 3        # Commonsense170K x 3 epochs
 FIG7_PARAMS_B = 7.0
 
 
-PLAN_SEQ_LEN = 1024  # tokens per training sequence when the recipe names no max_length
+PLAN_SEQ_LEN = 1024  # tokens per training sequence when neither the recipe's max_length nor the data bounds it
+SPECIAL_TOKENS_MARGIN = 8  # tokens a tokenizer may add to an example beyond one per byte (BOS, EOS, a prefix space)
 
 
 def plan(methods: list[str], pair, tasks: list, seeds: list[int], overrides: dict | None = None,
@@ -47,11 +50,13 @@ def plan(methods: list[str], pair, tasks: list, seeds: list[int], overrides: dic
     --micro-batch auto; None: not judged). task_overrides: the tuned recipes, layered as run_grid layers them (a
     plan without them showed the defaults, not what the run trains)."""
     options = options or TrainOptions()
-    in_store = set(Store().keys("modules"))
+    store = Store()
+    in_store = set(store.keys("modules"))
     shape, shapes = model_shape(pair)
     measured = measured_throughput(pair, results_dir)
     trainings: dict[str, dict] = {}
     evaluations: dict[tuple, dict] = {}  # one per distinct (module, landing, base, task), as the store keeps them
+    bounds: dict[tuple, int | None] = {}  # (task, split, version) -> longest training example, in tokens at most
     for seed in seeds:
         for task in tasks:
             overrides_here = task_recipe_overrides(task, overrides, task_overrides)
@@ -66,11 +71,13 @@ def plan(methods: list[str], pair, tasks: list, seeds: list[int], overrides: dic
                                                                       options)
                     if key not in trainings:
                         examples = trained_examples(trained, task)
+                        damage = store.damage("modules", key) if key in in_store else None
                         trainings[key] = {"method": trained.name, "task": task.train_key or task.name,
                                           "base": pair.version_id(trained.trains_on), "seed": seed,
-                                          "cached": key in in_store,
+                                          "cached": key in in_store and not damage, "damaged": damage,
                                           "examples": examples,
-                                          "memory": training_memory(trained, shape, shapes, options, memory_bytes),
+                                          "memory": training_memory(trained, shape, shapes, options, memory_bytes,
+                                                                    longest(task, pair, trained.trains_on, bounds)),
                                           "measured_hours": measured_hours(measured, task, examples),
                                           **resolved_training(trained, task)}
                 landing = (module, landing_name(method), method.lands_on, task.name)
@@ -133,13 +140,25 @@ def trainable_params(recipe, shape: Shape, shapes: dict | None) -> int:
     return shape.layers * len(recipe.targets) * (2 * recipe.rank * shape.hidden + extra * shape.hidden)
 
 
+def longest(task, pair, version: str, memo: dict) -> int | None:
+    """Tokens of the task's longest training example at most (one per byte, plus special tokens); None where its
+    data is not generated here (a download would be needed to know)."""
+    key = (task.name, getattr(task, "split", None), version)
+    if key not in memo:
+        found = task.longest_train_bytes(pair, version)
+        memo[key] = found + SPECIAL_TOKENS_MARGIN if found else None
+    return memo[key]
+
+
 def training_memory(method, shape: Shape | None, shapes: dict | None, options: TrainOptions,
-                    memory_bytes: int | None) -> dict | None:
-    """Estimated peak of one training at its micro-batch (--micro-batch auto: the largest that fits)."""
+                    memory_bytes: int | None, longest_tokens: int | None = None) -> dict | None:
+    """Estimated peak of one training at its micro-batch (--micro-batch auto: the largest that fits), at the
+    sequence length the recipe's max_length or the data's longest example allows, else PLAN_SEQ_LEN."""
     if shape is None:
         return None
     recipe = method.recipe
-    seq_len = min(getattr(recipe, "max_length", None) or PLAN_SEQ_LEN, shape.context or PLAN_SEQ_LEN)
+    bounds = [b for b in (getattr(recipe, "max_length", None), longest_tokens) if b]
+    seq_len = min(min(bounds) if bounds else PLAN_SEQ_LEN, shape.context or PLAN_SEQ_LEN)
     trainable = trainable_params(recipe, shape, shapes)
     dtype_bytes = compute_dtype(options.precision).itemsize
 
@@ -248,8 +267,10 @@ def _hours(value: float) -> str:
 
 def describe_plan(p: dict) -> str:
     cached = sum(t["cached"] for t in p["trainings"])
+    damaged = sum(bool(t.get("damaged")) for t in p["trainings"])
     lines = [f"plan for pair {p['pair']}: {len(p['trainings'])} trainings (shared modules counted once; {cached} "
-             f"already in the store), {len(p['evaluations'])} evaluations"]
+             f"already in the store" + (f", {damaged} there but damaged" if damaged else "")
+             + f"), {len(p['evaluations'])} evaluations"]
     for t in p["trainings"]:
         size = f", {t['examples']:,} examples" if t["examples"] else ""
         memory = t["memory"]
@@ -258,6 +279,7 @@ def describe_plan(p: dict) -> str:
             size += (f", peak ~{gib(memory['bytes'])} (micro-batch {memory['micro_batch']} x "
                      f"{memory['seq_len']} tokens, {p['precision']}{fits})")
         size += " (in the store: not retrained)" if t["cached"] else ""
+        size += f" (in the store but damaged, {t['damaged']}: retrained)" if t.get("damaged") else ""
         lines.append(f"  train {t['method']:16s} {t['task']:24s} seed {t['seed']} on {t['base']}{size}")
         lines.append(f"        {describe_recipe(t)}")
     for e in p["evaluations"]:

@@ -54,10 +54,13 @@ def run_point(methods: list[str], pair, tasks: list, seeds: list[int], overrides
     """Run (or reuse) one point's grid and write its results file; returns its cells as dicts."""
     wanted = {(m, t.name, s) for m in methods for t in tasks for s in seeds}
     if path.exists():  # a finished point from an earlier run: reuse it if it holds exactly these cells
-        cells = read_json(path)["cells"]
-        if {(c["method"], c["task"], c["seed"]) for c in cells} != wanted:
+        done = read_json(path)
+        if {(c["method"], c["task"], c["seed"]) for c in done["cells"]} != wanted:
             raise BenchError(f"{path} exists with other cells; pass another --out to keep both")
-        return cells
+        if (done.get("overrides") or {}) != overrides:  # (another --set: its cells answer another question)
+            raise BenchError(f"{path} exists with other recipe overrides ({done.get('overrides') or {}}, not "
+                             f"{overrides}); pass another --out to keep both")
+        return done["cells"]
     cells = run_grid(methods, pair, tasks, seeds, overrides, limit, executor)
     write_results(cells, pair, path, {"overrides": overrides, "limit": limit, **extra})
     return read_json(path)["cells"]
@@ -84,14 +87,17 @@ def update_family(pair, kind: str, severities: list[float]) -> list[tuple[float,
 
 
 def sweep_update(pair, kind: str, severities: list[float], methods: list[str], tasks: list, seeds: list[int],
-                 out: Path, limit: int | None = None, executor=None) -> dict:
+                 out: Path, limit: int | None = None, executor=None, overrides: dict | None = None) -> dict:
+    """overrides: recipe values every point trains with (`--set`)."""
     family = update_family(pair, kind, severities)  # a bad --kind or pair fails before the output directory exists
+    for method in methods:  # as is a bad --set
+        build_method(method, dict(overrides or {}))
     check_out_dir(out)
     points = []
     for severity, point_pair in family:
         change = weight_change(Path(point_pair.base_dir("old")), Path(point_pair.base_dir("new")))
         path = out / f"{point_pair.name}.json"
-        cells = run_point(methods, point_pair, tasks, seeds, {}, limit, path,
+        cells = run_point(methods, point_pair, tasks, seeds, dict(overrides or {}), limit, path,
                           {"severity": severity, "weight_change": change}, executor)
         update = point_pair.spec.update
         points.append({"severity": severity, "pair": point_pair.name, "steps": update.steps, "lr": update.lr,
@@ -99,7 +105,7 @@ def sweep_update(pair, kind: str, severities: list[float], methods: list[str], t
                        "methods": {m: summarize(s) for m, s in cell_scores(cells).items()}})
     summary = {"kind": "sweep-update", "pair": pair.name, "update_kind": kind, "methods": methods,
                "tasks": [t.name for t in tasks], "seeds": seeds, "points": points,
-               "severity": "S x the pair's update steps at the pair's lr"}
+               "severity": "S x the pair's update steps at the pair's lr", "overrides": dict(overrides or {})}
     write_json_atomic(out / "summary.json", summary)
     plot_update_sweep(summary, out / "severity.png")
     return summary
@@ -140,10 +146,16 @@ def _point_name(method: str, assignment: dict) -> str:
 
 
 def sweep_grid(method: str, grid: list[tuple[str, list]], pair, tasks: list, seeds: list[int],
-               references: list[str], out: Path, limit: int | None = None, executor=None) -> dict:
+               references: list[str], out: Path, limit: int | None = None, executor=None,
+               overrides: dict | None = None) -> dict:
+    """overrides: recipe values every point (and the references) trains with (`--set`); the grid's own options
+    may not be among them."""
+    fixed = dict(overrides or {})
     for name, values in grid:  # every value checked by the method's recipe before anything trains or is written
+        if clash := {name, f"{method}.{name}"} & fixed.keys():
+            raise BenchError(f"--set {min(clash)} fixes an option the grid sweeps; leave one of them out")
         for value in values:
-            build_method(method, {f"{method}.{name}": value})
+            build_method(method, fixed | {f"{method}.{name}": value})
     check_out_dir(out)
     chosen = {name: values[0] for name, values in grid}
     stages, done = [], {}
@@ -154,8 +166,8 @@ def sweep_grid(method: str, grid: list[tuple[str, list]], pair, tasks: list, see
             key = tuple(sorted(assignment.items()))
             if key not in done:  # the best point of one stage is a point of the next: run it once
                 path = out / f"{_point_name(method, assignment)}.json"
-                overrides = {f"{method}.{k}": v for k, v in assignment.items()}
-                cells = run_point([method], pair, tasks, seeds, overrides, limit, path, {"assignment": assignment},
+                point = fixed | {f"{method}.{k}": v for k, v in assignment.items()}
+                cells = run_point([method], pair, tasks, seeds, point, limit, path, {"assignment": assignment},
                                   executor)
                 done[key] = summarize(cell_scores(cells)[method]) | {"results": path.name}
             points.append({"value": value, "assignment": assignment, **done[key]})
@@ -166,11 +178,11 @@ def sweep_grid(method: str, grid: list[tuple[str, list]], pair, tasks: list, see
     refs = {}
     if references:
         path = out / "references.json"
-        cells = run_point(references, pair, tasks, seeds, {}, limit, path, {}, executor)
+        cells = run_point(references, pair, tasks, seeds, fixed, limit, path, {}, executor)
         refs = {m: summarize(s) for m, s in cell_scores(cells).items()}
     summary = {"kind": "sweep", "pair": pair.name, "method": method, "grid": [[n, v] for n, v in grid],
                "tasks": [t.name for t in tasks], "seeds": seeds, "stages": stages, "best": chosen,
-               "references": refs}
+               "references": refs, "overrides": fixed}
     write_json_atomic(out / "summary.json", summary)
     plot_grid(summary, out / "grid.png")
     return summary
