@@ -267,7 +267,7 @@ def _hours(value: float) -> str:
 
 def describe_plan(p: dict) -> str:
     cached = sum(t["cached"] for t in p["trainings"])
-    damaged = sum(bool(t.get("damaged")) for t in p["trainings"])
+    damaged = sum(bool(t["damaged"]) for t in p["trainings"])
     lines = [f"plan for pair {p['pair']}: {len(p['trainings'])} trainings (shared modules counted once; {cached} "
              f"already in the store" + (f", {damaged} there but damaged" if damaged else "")
              + f"), {len(p['evaluations'])} evaluations"]
@@ -279,7 +279,7 @@ def describe_plan(p: dict) -> str:
             size += (f", peak ~{gib(memory['bytes'])} (micro-batch {memory['micro_batch']} x "
                      f"{memory['seq_len']} tokens, {p['precision']}{fits})")
         size += " (in the store: not retrained)" if t["cached"] else ""
-        size += f" (in the store but damaged, {t['damaged']}: retrained)" if t.get("damaged") else ""
+        size += f" (in the store but damaged, {t['damaged']}: retrained)" if t["damaged"] else ""
         lines.append(f"  train {t['method']:16s} {t['task']:24s} seed {t['seed']} on {t['base']}{size}")
         lines.append(f"        {describe_recipe(t)}")
     for e in p["evaluations"]:

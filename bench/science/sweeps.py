@@ -89,15 +89,16 @@ def update_family(pair, kind: str, severities: list[float]) -> list[tuple[float,
 def sweep_update(pair, kind: str, severities: list[float], methods: list[str], tasks: list, seeds: list[int],
                  out: Path, limit: int | None = None, executor=None, overrides: dict | None = None) -> dict:
     """overrides: recipe values every point trains with (`--set`)."""
+    overrides = dict(overrides or {})
     family = update_family(pair, kind, severities)  # a bad --kind or pair fails before the output directory exists
     for method in methods:  # as is a bad --set
-        build_method(method, dict(overrides or {}))
+        build_method(method, overrides)
     check_out_dir(out)
     points = []
     for severity, point_pair in family:
         change = weight_change(Path(point_pair.base_dir("old")), Path(point_pair.base_dir("new")))
         path = out / f"{point_pair.name}.json"
-        cells = run_point(methods, point_pair, tasks, seeds, dict(overrides or {}), limit, path,
+        cells = run_point(methods, point_pair, tasks, seeds, overrides, limit, path,
                           {"severity": severity, "weight_change": change}, executor)
         update = point_pair.spec.update
         points.append({"severity": severity, "pair": point_pair.name, "steps": update.steps, "lr": update.lr,
@@ -105,7 +106,7 @@ def sweep_update(pair, kind: str, severities: list[float], methods: list[str], t
                        "methods": {m: summarize(s) for m, s in cell_scores(cells).items()}})
     summary = {"kind": "sweep-update", "pair": pair.name, "update_kind": kind, "methods": methods,
                "tasks": [t.name for t in tasks], "seeds": seeds, "points": points,
-               "severity": "S x the pair's update steps at the pair's lr", "overrides": dict(overrides or {})}
+               "severity": "S x the pair's update steps at the pair's lr", "overrides": overrides}
     write_json_atomic(out / "summary.json", summary)
     plot_update_sweep(summary, out / "severity.png")
     return summary
