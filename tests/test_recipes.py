@@ -95,6 +95,17 @@ def test_portllms_epochs_are_per_task():
     assert recipe("trans_peft", "gsm8k_metamath").epochs == 3
 
 
+def test_the_tiny_suite_puts_the_arithmetic_lora_on_every_linear_layer_and_the_others_on_attention():
+    # tiny_arith's attention LoRA miscopied operands on some seeds (results/science/tiny-testbed)
+    every_layer = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    for method in ("finetune_old", "finetune_new", "direct_transfer", "trans_peft", "portllm"):
+        assert recipe(method, "tiny_arith").targets == every_layer
+        assert recipe(method, "tiny_arith", {"targets": "q_proj"}).targets == ("q_proj",)  # --set still wins
+    for task in ("tiny_knowledge", "tiny_code"):
+        assert recipe("finetune_old", task).targets == every_layer[:4]
+        assert recipe("portllm", task).targets == every_layer  # PortLLM's own shape on every task
+
+
 def test_the_pair_rescales_after_the_suite_and_the_user_has_the_last_word(micro_pair):
     tiny = recipe("finetune_old", "tiny_arith", pair=micro_pair)
     assert (tiny.rank, tiny.alpha, tiny.schedule, tiny.min_lr_rate) == (8, 16, "cosine_with_min_lr", 0.1)
