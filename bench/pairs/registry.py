@@ -17,8 +17,11 @@ def register_tiny(name: str, description: str, **spec_fields) -> None:
     PAIRS.register(name, TinyPair(name, TinyPairSpec(**spec_fields), description))
 
 
+# 2,400 steps (until 2026-12-04: 800): after 800 a LoRA on v1 read out the rules the update changed on some seeds only
+# (finetune_new on tiny_code's validation split, seeds 0-5: 79.2 +- 17.7); after 2,400 on all (96.4 +- 4.5), as
+# v0's 3,000 pretraining steps let it read out v0's. results/science/tiny-testbed/code_validation_longer_update.py
 register_tiny("tiny", "default: full-weight update of moderate severity",
-              update=UpdateSpec("full", steps=800, lr=1e-3))
+              update=UpdateSpec("full", steps=2400, lr=1e-3))
 register_tiny("tiny-mild", "PortLLM's regime: a rank-64 LoRA continued pre-training merged into v0",
               update=UpdateSpec("lora-merged", steps=800, lr=1e-3, lora_rank=64))  # 8x the patch rank, as PortLLM
 register_tiny("tiny-severe", "a long full-weight update at a high learning rate",
@@ -38,7 +41,8 @@ def register_tiny_chain(name: str, description: str, later: list[UpdateSpec], **
     PAIRS.register(name, TinyChain(name, TinyPairSpec(**spec_fields), tuple(later), description))
 
 
-# v1 is the default tiny pair's v1 (one cache entry); v2, v3 continue it on freshly drawn version-1 text.
+# v1 is the default tiny pair's v1 as it was until 2026-12-04 (800 steps; shipped); v2, v3 continue it on freshly
+# drawn version-1 text.
 register_tiny_chain("tiny-chain", "v0 -> v1 (the tiny update) -> v2 -> v3, each a further full-weight update",
                     update=UpdateSpec("full", steps=800, lr=1e-3),
                     later=[UpdateSpec("full", steps=800, lr=1e-3)] * 2)
