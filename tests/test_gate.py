@@ -97,7 +97,8 @@ def test_holm_adjustment():
 # ATEN_CPU_CAPABILITY=default (the run of .ci/run there). Tuned recipes (the CI gate's baseline): the 10-seed
 # leaderboard, made natively on an AVX2 EPYC, against seeds 0-2 (twin-tuned) and 0-3 (twin-v2: the tiny tasks of
 # now; twin-v3: the recipes of now, chosen by the one-standard-error rule, seeds 0-3, and seeds 0-2 as CI runs
-# them; twin-v3-seeds4-9: the same code's other six seeds) under the twin there, each run from a fresh cache.
+# them; twin-v3-seeds4-9: the same code's other six seeds; twin-v4: the testbed of now, tiny_arith's LoRA on every
+# linear layer and v1's update 2,400 steps) under the twin there, each run from a fresh cache.
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 MEASURED = RESULTS / "science" / "gate"
 CI_SEEDS = (0, 1, 2)  # the seeds .ci/run gates (README "Why 3 seeds")
@@ -106,7 +107,9 @@ MACHINE_CHANGES = [("tiny-10seeds-20261201.json", "avx2.json", None), ("tiny-10s
                    ("tiny-v2-10seeds-20261203.json", "twin-v2.json", None),
                    ("tiny-v3-10seeds-20261203.json", "twin-v3.json", None),
                    ("tiny-v3-10seeds-20261203.json", "twin-v3-seeds4-9.json", None),
-                   ("tiny-v3-10seeds-20261203.json", "twin-v3.json", CI_SEEDS)]  # what CI runs, on that twin
+                   ("tiny-v3-10seeds-20261203.json", "twin-v3.json", CI_SEEDS),
+                   ("tiny-v4-10seeds-20261204.json", "twin-v4.json", None),
+                   ("tiny-v4-10seeds-20261204.json", "twin-v4.json", CI_SEEDS)]  # what CI runs, on that twin
 
 
 def test_ci_gates_against_the_committed_tuned_baseline():
