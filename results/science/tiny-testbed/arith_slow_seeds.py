@@ -12,6 +12,8 @@ operands those are. Run arith_validation_recipe.py first (this reads its modules
 import collections
 import statistics
 
+from testbed import ATTENTION
+
 from bench.engine.executors import LocalExecutor
 from bench.engine.protocol import run_grid
 from bench.pairs import PAIRS
@@ -36,7 +38,8 @@ def main():
     task = TASKS.get("tiny_arith")().validation_task()
     operands = [ab for _, ab in task._numbered(pair.world(), "eval")]
     with LocalExecutor(workers=2, threads=1) as executor:
-        cells = run_grid(["finetune_old"], pair, [task], list(range(10)), {"dropout": 0.0}, executor=executor)
+        cells = run_grid(["finetune_old"], pair, [task], list(range(10)), {"targets": ATTENTION, "dropout": 0.0},
+                         executor=executor)
     median = statistics.median(c.score for c in cells)
     slow = [c for c in cells if c.score < median - 5]
     fast = [c for c in cells if c.score >= median - 5]

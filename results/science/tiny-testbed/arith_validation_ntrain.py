@@ -12,6 +12,8 @@ import json
 import statistics
 import sys
 
+from testbed import ATTENTION
+
 from bench.engine.executors import LocalExecutor
 from bench.engine.protocol import run_grid
 from bench.pairs import PAIRS
@@ -27,7 +29,8 @@ def main():
     scores = {}
     with LocalExecutor(workers=2, threads=1) as executor:
         for task in (TinyArith8000(), TinyArith()):
-            cells = run_grid(["finetune_old"], pair, [task.validation_task()], list(range(10)), {}, executor=executor)
+            cells = run_grid(["finetune_old"], pair, [task.validation_task()], list(range(10)), {"targets": ATTENTION},
+                             executor=executor)
             scores[task.n_train] = [c.score for c in cells]
             print(task.n_train, f"{statistics.fmean(scores[task.n_train]):.1f} +- "
                   f"{statistics.stdev(scores[task.n_train]):.1f}", file=sys.stderr, flush=True)

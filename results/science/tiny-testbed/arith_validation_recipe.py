@@ -12,14 +12,15 @@ import json
 import statistics
 import sys
 
+from testbed import ATTENTION, EVERY_LINEAR
+
 from bench.engine.executors import LocalExecutor
 from bench.engine.protocol import run_grid
 from bench.pairs import PAIRS
 from tasks.base import TASKS
 
-ATTENTION = ["q_proj", "k_proj", "v_proj", "o_proj"]
-VARIANTS = {"every linear layer": {"targets": ATTENTION + ["gate_proj", "up_proj", "down_proj"]},
-            "no LoRA dropout": {"dropout": 0.0}}
+# Each against the attention-only LoRA the suite had then
+VARIANTS = {"every linear layer": {"targets": EVERY_LINEAR}, "no LoRA dropout": {"targets": ATTENTION, "dropout": 0.0}}
 
 
 def main():

@@ -10,6 +10,8 @@ import json
 import statistics
 import sys
 
+from testbed import ATTENTION
+
 from bench.engine.executors import LocalExecutor
 from bench.engine.protocol import run_grid
 from bench.pairs import PAIRS
@@ -22,7 +24,8 @@ def main():
     scores = {}
     with LocalExecutor(workers=2, threads=1) as executor:
         for steps in (1000, 1500):
-            cells = run_grid(["finetune_old"], pair, [task], list(range(10)), {"steps": steps}, executor=executor)
+            cells = run_grid(["finetune_old"], pair, [task], list(range(10)), {"steps": steps, "targets": ATTENTION},
+                             executor=executor)
             scores[steps] = [c.score for c in cells]
             print(steps, f"{statistics.fmean(scores[steps]):.1f} +- {statistics.stdev(scores[steps]):.1f}",
                   file=sys.stderr)

@@ -12,17 +12,17 @@ import json
 import statistics
 import sys
 
+from testbed import ATTENTION, EVERY_LINEAR, pair_with_800_step_update
+
 from bench.engine.executors import LocalExecutor
 from bench.engine.protocol import run_grid
-from bench.pairs import PAIRS
 from tasks.base import TASKS
 
-ATTENTION = ["q_proj", "k_proj", "v_proj", "o_proj"]
-TARGETS = {"attention": ATTENTION, "all linear": ATTENTION + ["gate_proj", "up_proj", "down_proj"]}
+TARGETS = {"attention": ATTENTION, "all linear": EVERY_LINEAR}
 
 
 def main():
-    pair = PAIRS.get("tiny")
+    pair = pair_with_800_step_update()
     task = TASKS.get("tiny_code")().validation_task()
     scores = {}
     with LocalExecutor(workers=2, threads=1) as executor:

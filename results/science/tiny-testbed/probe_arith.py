@@ -8,12 +8,12 @@ arithmetic LoRA fall behind.
 """
 
 import torch
+from testbed import pair_with_800_step_update
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
-from bench.pairs import PAIRS
 from tasks import TASKS
 
-pair, task = PAIRS.get("tiny"), TASKS.get("tiny_arith")()
+pair, task = pair_with_800_step_update(), TASKS.get("tiny_arith")()
 world = pair.world()
 operands = [ab for _, ab in task.validation_task()._numbered(world, "eval")]
 for version in ("old", "new"):

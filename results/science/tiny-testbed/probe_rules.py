@@ -6,12 +6,12 @@ Greedy completions of `def NAME(x):\\n    return` (code) and `the rule of NAME i
 the 60 held-out entities tiny_code scores, counted against that base's own rules.
 """
 
+from testbed import pair_with_800_step_update
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
-from bench.pairs import PAIRS
 from tasks import TASKS
 
-pair, task = PAIRS.get("tiny"), TASKS.get("tiny_code")()
+pair, task = pair_with_800_step_update(), TASKS.get("tiny_code")()
 world = pair.world()
 names = task._entities(world, "eval")
 old_facts, new_facts = world.facts(0), world.facts(1)
