@@ -209,6 +209,33 @@ def test_the_shipped_tuned_recipes_are_valid_and_equal_budget():
                 assert int(chosen["steps"]) == entry["recipe"]["steps"]
 
 
+def test_portllm_chooses_between_its_papers_targets_and_the_suites_where_they_differ():
+    from bench.engine.protocol import build_method
+    from bench.science.tune import default_point, recipe_value, search_space
+    from methods.portllm import ALL_LINEAR
+
+    pair = PAIRS.get("tiny")  # recipes only: nothing is built
+    for task_name, suite_targets in [("tiny_knowledge", ["q_proj", "k_proj", "v_proj", "o_proj"]),
+                                     ("tiny_arith", list(ALL_LINEAR))]:
+        task = TASKS.get(task_name)()
+        portllm = build_method("portllm", {}, pair, task)
+        assert task.recipe_layers("portllm")[0]["targets"] == suite_targets
+        space = search_space(portllm, 400, ["lr", "rank", "targets"], suite_targets)
+        if task_name == "tiny_arith":  # the suite's targets are PortLLM's: no choice, the search draws as before
+            assert list(space) == ["lr", "rank"]
+            continue
+        assert space["targets"] == ("choice", (",".join(ALL_LINEAR), ",".join(suite_targets)))
+        assert default_point(portllm, 400, space)["targets"] == ",".join(ALL_LINEAR)  # trial 0: PortLLM's paper
+        assert recipe_value("targets", space["targets"][1][1]) == suite_targets
+        drawn = build_method("portllm", {"portllm.targets": recipe_value("targets", space["targets"][1][1])}, pair,
+                             task)
+        assert list(drawn.recipe.targets) == suite_targets
+    # the other methods train on the suite's targets: they have no such knob
+    bad = runner.invoke(app, ["tune", "--pair", "micro", "--method", "trans_peft", "--task", "tiny_knowledge",
+                              "--trials", "2", "--knobs", "targets"])
+    assert bad.exit_code == 2 and "no tunable knob 'targets'" in bad.stderr
+
+
 def trial_row(trial, validation_per_seed, n, **knobs):
     scores = [float(x) for x in validation_per_seed.split()]
     return {"trial": trial, **knobs, "validation": sum(scores) / len(scores),

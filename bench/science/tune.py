@@ -7,7 +7,8 @@ user carrying a module across an update cannot see the new base before transferr
 re-tuning reference, trains (and so is tuned) on the new base. Test data are never read.
 
 Fairness: every method searches lr and steps over the same ranges relative to its own default, plus its own
-knobs (Trans-PEFT p_c and p_i over the paper's grid; PortLLM rank, alpha = 2 x rank), with the same --trials.
+knobs (Trans-PEFT p_c and p_i over the paper's grid; PortLLM rank, alpha = 2 x rank, and its LoRA targets: its
+paper's seven linears or the suite's, where the two differ), with the same --trials.
 Trials go through the store like any training, so a rerun of the same search is free.
 
 Selection: the one-standard-error rule (Breiman et al. 1984, as glmnet's lambda.1se): the default recipe (trial 0)
@@ -33,7 +34,7 @@ from methods import METHODS
 from tasks.recipes import read_recipe_file, write_recipe_file
 
 COMMON_KNOBS = ("lr", "steps")
-OWN_KNOBS = {"trans_peft": ("p_c", "p_i"), "portllm": ("rank",), "warm_retune": ("retune_fraction",)}
+OWN_KNOBS = {"trans_peft": ("p_c", "p_i"), "portllm": ("rank", "targets"), "warm_retune": ("retune_fraction",)}
 LR_RANGE = (0.1, 3.0)       # x the method's default lr (after the pair's rescaling), log scale
 # x the task's training budget, log scale. At most the budget: a tuned recipe never costs more than the default
 # one, so tuning buys no compute (the cold default run keeps its time) and every method searches the same budget.
@@ -75,25 +76,37 @@ def step_budget(method, task, pair) -> int:
                                                recipe.batch_size, recipe.epochs))
 
 
-def search_space(method, budget: int, knobs: list[str]) -> dict[str, tuple]:
+def search_space(method, budget: int, knobs: list[str], suite_targets=None) -> dict[str, tuple]:
     """knob -> ("float", low, high, log) | ("int", low, high, log) | ("choice", values): what the trials draw, for a
-    method whose default recipe trains `budget` steps."""
+    method whose default recipe trains `budget` steps. suite_targets: the LoRA targets the task's suite gives every
+    method; PortLLM's own (its paper's) are the other choice. Targets are drawn as comma-joined names (Optuna's
+    choices are scalars), as `--set targets=q_proj,v_proj` writes them."""
     recipe = method.recipe
+    targets = tuple(dict.fromkeys(",".join(t) for t in (recipe.targets, suite_targets) if t))
     space = {
         "lr": ("float", recipe.lr * LR_RANGE[0], recipe.lr * LR_RANGE[1], True),
         "steps": ("int", max(1, round(budget * STEPS_RANGE[0])), max(2, round(budget * STEPS_RANGE[1])), True),
         "p_c": ("float", 0.0, 0.3, False),   # Trans-PEFT's grid {0.1, 0.2, 0.3}, and 0 (off)
         "p_i": ("float", 0.0, 0.1, False),   # Trans-PEFT's grid {0.01, 0.05, 0.1}, and 0 (off)
         "rank": ("choice", RANKS),
+        "targets": ("choice", targets),
         "retune_fraction": ("float", 0.05, 1.0, True),
     }
-    return {k: space[k] for k in knobs}
+    # A choice of one value is no knob (PortLLM's targets where the suite's are the same, as on tiny_arith): it is
+    # left out, so that the search draws, and its trials table reads, as without it.
+    return {k: space[k] for k in knobs if not (space[k][0] == "choice" and len(space[k][1]) < 2)}
 
 
-def default_point(method, budget: int, knobs: list[str]) -> dict:
+def default_point(method, budget: int, space: dict) -> dict:
     """The method's default recipe as a trial (trial 0 of every search): a tuned recipe is then never worse than the
     default on the tuning seeds, and every method starts from its known-good point."""
-    return {k: budget if k == "steps" else getattr(method.recipe, k) for k in knobs}
+    point = {k: budget if k == "steps" else getattr(method.recipe, k) for k in space}
+    return point | ({"targets": ",".join(point["targets"])} if "targets" in point else {})
+
+
+def recipe_value(knob: str, value):
+    """A drawn value as the recipe holds it (targets: a list of module names)."""
+    return value.split(",") if knob == "targets" else value
 
 
 def suggest(trial, name: str, spec: tuple):
@@ -136,14 +149,14 @@ def tune(method: str, pair, task, trials: int, seed: int, knobs: list[str] | Non
     fixed = method_overrides(method, overrides or {})
     base = build_method(method, {f"{method}.{k}": v for k, v in fixed.items()}, pair, task)
     budget = step_budget(base, validation, pair)
-    space = search_space(base, budget, knobs)
+    space = search_space(base, budget, knobs, validation.recipe_layers(method)[0].get("targets"))
     rows = []
 
     def objective(trial) -> float:
         params = {name: suggest(trial, name, spec) for name, spec in space.items()}
         if "rank" in params:
             params["alpha"] = 2 * params["rank"]  # keep scaling alpha / rank at the recipe's 2
-        recipe = fixed | params
+        recipe = fixed | {k: recipe_value(k, v) for k, v in params.items()}
         scoped = {f"{method}.{k}": v for k, v in recipe.items()}
         built = build_method(method, scoped, pair, task)
         scores, walls, modules = [], [], []
@@ -162,7 +175,7 @@ def tune(method: str, pair, task, trials: int, seed: int, knobs: list[str] | Non
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
-    study.enqueue_trial(default_point(base, budget, knobs))
+    study.enqueue_trial(default_point(base, budget, space))
     study.optimize(objective, n_trials=trials)
     chosen, selection = choose_trial(rows)
     return {"method": method, "pair": pair.name, "task": task.name,
@@ -217,7 +230,7 @@ def reselect_entry(path: Path, existing: dict, task: str) -> dict:
         raise BenchError(f"{table} has no trials")
     chosen, selection = choose_trial(rows)
     recipe = dict(entry["search"].get("fixed") or {})
-    recipe |= {k: parse_value(chosen[k]) for k in entry["search"]["space"]}
+    recipe |= {k: recipe_value(k, parse_value(chosen[k])) for k in entry["search"]["space"]}
     if "alpha" in chosen:
         recipe["alpha"] = parse_value(chosen["alpha"])
     return {"method": existing["method"], "task": task, "recipe": recipe,
