@@ -230,10 +230,29 @@ def test_portllm_chooses_between_its_papers_targets_and_the_suites_where_they_di
         drawn = build_method("portllm", {"portllm.targets": recipe_value("targets", space["targets"][1][1])}, pair,
                              task)
         assert list(drawn.recipe.targets) == suite_targets
-    # the other methods train on the suite's targets: they have no such knob
-    bad = runner.invoke(app, ["tune", "--pair", "micro", "--method", "trans_peft", "--task", "tiny_knowledge",
+    # the re-tuning references train on the suite's targets: they have no such knob
+    bad = runner.invoke(app, ["tune", "--pair", "micro", "--method", "finetune_old", "--task", "tiny_knowledge",
                               "--trials", "2", "--knobs", "targets"])
     assert bad.exit_code == 2 and "no tunable knob 'targets'" in bad.stderr
+
+
+def test_trans_peft_chooses_between_its_math_scripts_targets_and_the_suites_where_they_differ():
+    from bench.core.recipe import ATTENTION
+    from bench.engine.protocol import build_method
+    from bench.science.tune import default_point, search_space
+    from methods.portllm import ALL_LINEAR
+
+    pair = PAIRS.get("tiny")  # recipes only: nothing is built
+    for task_name in ("tiny_knowledge", "tiny_arith"):
+        task = TASKS.get(task_name)()
+        suite_targets = task.recipe_layers("trans_peft")[0]["targets"]
+        trans_peft = build_method("trans_peft", {}, pair, task)
+        space = search_space(trans_peft, 400, ["lr", "p_c", "targets"], suite_targets)
+        if task_name == "tiny_knowledge":  # the suite's targets are the math script's: no choice, draws as before
+            assert suite_targets == list(ATTENTION) and list(space) == ["lr", "p_c"]
+            continue
+        assert space["targets"] == ("choice", (",".join(ALL_LINEAR), ",".join(ATTENTION)))
+        assert default_point(trans_peft, 400, space)["targets"] == ",".join(ALL_LINEAR)  # trial 0: the suite's
 
 
 def trial_row(trial, validation_per_seed, n, **knobs):

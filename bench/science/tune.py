@@ -7,8 +7,8 @@ user carrying a module across an update cannot see the new base before transferr
 re-tuning reference, trains (and so is tuned) on the new base. Test data are never read.
 
 Fairness: every method searches lr and steps over the same ranges relative to its own default, plus its own
-knobs (Trans-PEFT p_c and p_i over the paper's grid; PortLLM rank, alpha = 2 x rank, and its LoRA targets: its
-paper's seven linears or the suite's, where the two differ), with the same --trials.
+knobs (Trans-PEFT p_c and p_i over the paper's grid; PortLLM rank, alpha = 2 x rank; for both, the LoRA targets:
+the method's paper's or the suite's, where the two differ), with the same --trials.
 Trials go through the store like any training, so a rerun of the same search is free.
 
 Selection: the one-standard-error rule (Breiman et al. 1984, as glmnet's lambda.1se): the default recipe (trial 0)
@@ -34,7 +34,8 @@ from methods import METHODS
 from tasks.recipes import read_recipe_file, write_recipe_file
 
 COMMON_KNOBS = ("lr", "steps")
-OWN_KNOBS = {"trans_peft": ("p_c", "p_i"), "portllm": ("rank", "targets"), "warm_retune": ("retune_fraction",)}
+OWN_KNOBS = {"trans_peft": ("p_c", "p_i", "targets"), "portllm": ("rank", "targets"),
+             "warm_retune": ("retune_fraction",)}
 LR_RANGE = (0.1, 3.0)       # x the method's default lr (after the pair's rescaling), log scale
 # x the task's training budget, log scale. At most the budget: a tuned recipe never costs more than the default
 # one, so tuning buys no compute (the cold default run keeps its time) and every method searches the same budget.
@@ -79,10 +80,12 @@ def step_budget(method, task, pair) -> int:
 def search_space(method, budget: int, knobs: list[str], suite_targets=None) -> dict[str, tuple]:
     """knob -> ("float", low, high, log) | ("int", low, high, log) | ("choice", values): what the trials draw, for a
     method whose default recipe trains `budget` steps. suite_targets: the LoRA targets the task's suite gives every
-    method; PortLLM's own (its paper's) are the other choice. Targets are drawn as comma-joined names (Optuna's
-    choices are scalars), as `--set targets=q_proj,v_proj` writes them."""
+    method; the method's own, its class default (its paper's: PortLLM's seven linears, Trans-PEFT's math script's
+    q, k, v, o), are the other choice, and trial 0 keeps the resolved recipe's. Targets are drawn as comma-joined
+    names (Optuna's choices are scalars), as `--set targets=q_proj,v_proj` writes them."""
     recipe = method.recipe
-    targets = tuple(dict.fromkeys(",".join(t) for t in (recipe.targets, suite_targets) if t))
+    own = (recipe.targets, method.default_recipe.targets, suite_targets)
+    targets = tuple(dict.fromkeys(",".join(t) for t in own if t))
     space = {
         "lr": ("float", recipe.lr * LR_RANGE[0], recipe.lr * LR_RANGE[1], True),
         "steps": ("int", max(1, round(budget * STEPS_RANGE[0])), max(2, round(budget * STEPS_RANGE[1])), True),
@@ -92,8 +95,9 @@ def search_space(method, budget: int, knobs: list[str], suite_targets=None) -> d
         "targets": ("choice", targets),
         "retune_fraction": ("float", 0.05, 1.0, True),
     }
-    # A choice of one value is no knob (PortLLM's targets where the suite's are the same, as on tiny_arith): it is
-    # left out, so that the search draws, and its trials table reads, as without it.
+    # A choice of one value is no knob (PortLLM's targets on tiny_arith, Trans-PEFT's on tiny_knowledge and tiny_code,
+    # where the suite's are the method's own): it is left out, so that the search draws, and its trials table reads,
+    # as without it.
     return {k: space[k] for k in knobs if not (space[k][0] == "choice" and len(space[k][1]) < 2)}
 
 

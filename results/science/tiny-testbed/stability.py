@@ -2,9 +2,10 @@
 
     python results/science/tiny-testbed/stability.py LEADERBOARD.json TWIN.json [TWIN.json ...]
 
-LEADERBOARD: the default grid on seeds 0-9 (native). TWIN: the same grid on some of those seeds under
-MKL_ENABLE_INSTRUCTIONS=SSE4_2 ATEN_CPU_CAPABILITY=default ("another machine"), from a fresh cache; several
-files (runs of other seeds) are read as one.
+LEADERBOARD: the default grid on seeds 0-9 (native). TWIN: the same grid on some of those seeds on another machine,
+or under MKL_ENABLE_INSTRUCTIONS=SSE4_2 ATEN_CPU_CAPABILITY=default (its CPU twin), from a fresh cache; several
+files (runs of other seeds) are read as one. A cell whose recipe differs between the files (their tuned_recipes or
+overrides) is no machine change: its float-noise columns say so and it is left out of them.
 """
 
 import itertools
@@ -15,18 +16,34 @@ from collections import defaultdict
 
 from tabulate import tabulate
 
+from methods import METHODS
+
+
+def recipe_of(results: dict, method: str, task: str) -> dict:
+    """What the file trained this cell with beyond the code's defaults (tuned recipe, --set overrides)."""
+    method = METHODS.get(method).reuses or method  # direct_transfer lands finetune_old's module
+    tuned = (results.get("tuned_recipes") or {}).get(task, {})
+    scoped = {k: v for k, v in (tuned | (results.get("overrides") or {})).items() if k.split(".")[0] == method}
+    return scoped | {k: v for k, v in (results.get("overrides") or {}).items() if "." not in k}
+
 
 def cells(*paths):
-    table = defaultdict(dict)
+    table, recipes = defaultdict(dict), {}
     for path in paths:
-        for c in json.load(open(path))["cells"]:
-            if c["seed"] in table[(c["method"], c["task"])]:
+        results = json.load(open(path))
+        for c in results["cells"]:
+            key = (c["method"], c["task"])
+            if c["seed"] in table[key]:
                 sys.exit(f"{path}: seed {c['seed']} of {c['method']} {c['task']} is in another file too")
-            table[(c["method"], c["task"])][c["seed"]] = c
-    return table
+            if recipes.setdefault(key, recipe_of(results, *key)) != recipe_of(results, *key):
+                sys.exit(f"{path}: {c['method']} {c['task']} was trained with another recipe in another file")
+            table[key][c["seed"]] = c
+    return table, recipes
 
 
-native, twin = cells(sys.argv[1]), cells(*sys.argv[2:])
+(native, native_recipes), (twin, twin_recipes) = cells(sys.argv[1]), cells(*sys.argv[2:])
+for key in [k for k in twin if twin_recipes[k] != native_recipes.get(k)]:
+    del twin[key]  # another recipe: not a machine change
 old = {task: seeds for (method, task), seeds in native.items() if method == "finetune_old"}
 rows = []
 for (method, task), seeds in native.items():
@@ -45,7 +62,8 @@ for (method, task), seeds in native.items():
     rows.append([method, task, f"{statistics.fmean(scores):.1f}", f"{sd:.1f}", f"{learnt}/{len(seeds)}",
                  f"{max(moved):.1f}" if moved else "-", f"{sum(m <= sd for m in moved)}/{len(moved)}",
                  f"{sum(reseeded)}/{len(reseeded)}",
-                 "-" if mean_moved is None else f"{mean_moved:.1f}" + (" (over sd)" if mean_moved > sd else ""),
+                 ("other recipe" if (method, task) in twin_recipes else "-") if mean_moved is None
+                 else f"{mean_moved:.1f}" + (" (over sd)" if mean_moved > sd else ""),
                  len(twinned)])
 print(tabulate(rows, ["method", "task", "mean", "seed sd", "learns on its base", "max |twin - native|",
                       "twin within sd", "two seeds within sd", "|twin mean - native mean|", "twin seeds"],
