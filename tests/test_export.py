@@ -103,3 +103,19 @@ def test_results_record_the_cpu_model_and_isa(results):
         assert "avx2" in cpu["isa"]
     board = runner.invoke(app, ["report", str(results)]).stdout
     assert f"cpu: {cpu['model']}" in board
+
+
+def test_a_bf16_cell_exports_its_own_module_built_and_scored_in_bf16(micro_pair, tmp_path):
+    """`--precision auto` trains in bf16 where the CPU probe says so: the export must find that module (its key
+    names the precision) and build and score the landed model in bf16, as the harness did."""
+    results = tmp_path / "bf16.json"
+    run = runner.invoke(app, ["run", "--pair", "micro", "--methods", "portllm", "--tasks", "tiny_knowledge",
+                              "--set", "steps=5", "--set", "batch_size=8", "--precision", "bf16", "--out", str(results)])
+    assert run.exit_code == 0, run.output
+    assert cell_of(results, "portllm", "tiny_knowledge")["precision"] == "bf16"
+    out = tmp_path / "portllm"
+    result = runner.invoke(app, ["export", str(results), str(out), "--cell", "portllm/tiny_knowledge/0"])
+    assert result.exit_code == 0, result.output
+    assert ",dtype=bfloat16," in (out / "COMMAND").read_text()
+    merged = safetensors.torch.load_file(out / "model" / "model.safetensors")
+    assert {tensor.dtype for tensor in merged.values()} == {torch.bfloat16}

@@ -22,6 +22,8 @@ from bench.analysis.compare import load_checked
 from bench.core.errors import BenchError
 from bench.core.store import config_hash
 from bench.engine.protocol import build_method, context, landing_name, load_base, module_source, train_module
+from bench.models.precision import compute_dtype
+from bench.models.training import TrainOptions
 from bench.pairs import get_pair
 from tasks import TASKS
 
@@ -58,14 +60,18 @@ def export_cell(results_path: Path, spec: str, out: Path) -> str:
     if method.recipe.peft == "adapter":
         raise BenchError("bottleneck adapters (--peft adapter) are the harness's own module: lm-eval cannot load them")
     source = module_source(method, overrides, pair, task)
-    module_dir, _ = train_module(source, pair, task, seed, overrides)  # the cached module (retrained if missing)
+    # The precision the cell trained and was scored in (`--precision auto` picks bf16 on some CPUs): part of the
+    # module's key, and the dtype the landed model is built and scored in.
+    precision = cell.get("precision", "fp32")
+    options = TrainOptions(precision=precision)
+    module_dir, _ = train_module(source, pair, task, seed, overrides, options)  # cached (retrained if missing)
     if module_dir.name != cell["module_key"]:
         raise BenchError(f"the module for {spec} is {module_dir.name} here, not {cell['module_key']} as in "
                          f"{results_path} (another code version?)")
 
     version = method.lands_on
     out.mkdir(parents=True, exist_ok=True)
-    base, tokenizer = load_base(pair, version)
+    base, tokenizer = load_base(pair, version, precision)
     if landing_name(method) == "adapter":
         for name in ("adapter_config.json", "adapter_model.safetensors"):
             (out / "adapter").mkdir(exist_ok=True)
@@ -83,12 +89,14 @@ def export_cell(results_path: Path, spec: str, out: Path) -> str:
         landed = method.land(module_dir, base, context(method, pair, task, seed, overrides))
         if hasattr(landed, "merge_and_unload"):  # a landing that kept PEFT layers: their merged weights
             landed = landed.merge_and_unload()
+        landed = landed.to(compute_dtype(precision))  # as the harness scored it (protocol.evaluate_landed)
         landed.save_pretrained(out / "model", safe_serialization=True)
         tokenizer.save_pretrained(out / "model")
         model_args = "pretrained=./model"
     device = "cpu" if str(cell.get("device", "cpu")).startswith("cpu") else "cuda"
+    dtype = str(pair.dtype if precision == "fp32" else compute_dtype(precision)).removeprefix("torch.")
     command = task_command(task, pair, version, out, cell, model_args, tokenizer.model_max_length, device,
-                           results.get("limit"))
+                           results.get("limit"), dtype)
     (out / "COMMAND").write_text(command + "\n")
     (out / "cell.json").write_text(json.dumps({k: v for k, v in cell.items() if k != "samples"} | {
         "pair": results["pair"], "results": str(results_path)}, indent=2, sort_keys=True) + "\n")
@@ -96,13 +104,12 @@ def export_cell(results_path: Path, spec: str, out: Path) -> str:
 
 
 def task_command(task, pair, version: str, out: Path, cell: dict, model_args: str, max_length: int, device: str,
-                 limit: int | None) -> str:
+                 limit: int | None, dtype: str) -> str:
     """Write the task's files for every base version; the command for the cell's version."""
     tags = {v: f"v{pair.index(v)}" for v in ("old", "new")}
     offline = "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1"
     if hasattr(task, "export_lmeval"):  # tiny lm-eval tasks: YAML + jsonl per version
         names = {v: task.export_lmeval(pair, v, out / "tasks", tag) for v, tag in tags.items()}
-        dtype = str(pair.dtype).removeprefix("torch.")
         return (f"{offline} lm_eval run --model hf --model_args {model_args},dtype={dtype},max_length={max_length} "
                 f"--tasks {names[version]} --include_path tasks --batch_size 32 --device {device}"
                 + (f" --limit {limit}" if limit else ""))
