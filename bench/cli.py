@@ -576,7 +576,9 @@ def export(
     from bench.engine.export import export_cell
 
     command = export_cell(results, cell, out)
-    typer.echo(f"exported {cell} to {out}; reproduce it there with:\n  cd {out} && {command}")
+    note = [line for line in (out / "COMMAND").read_text().splitlines() if line.startswith("#")]
+    typer.echo(f"exported {cell} to {out}; reproduce it there with:\n  cd {out} && {command}"
+               + "".join(f"\n{line}" for line in note))
 
 
 # --- science tools: severity sweeps, update anatomy, hyper-parameter grids, chains, findings -------------

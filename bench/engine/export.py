@@ -6,7 +6,8 @@ DIR/
   model/               a module that lands transformed (PortLLM's merge, Cross-LoRA): the landed weights
   tasks/               the task's YAML and data per base version, named <task>_v<k> (v0 and v1 test data
                        differ: a name per version means they can never be mixed up)
-  COMMAND              the command that reproduces the cell's score (run it from DIR)
+  COMMAND              the command that reproduces the cell's score (run it from DIR), after a comment line where
+                       it may not reproduce exactly
   cell.json            the cell as the results file holds it, without per-sample outcomes
 """
 
@@ -69,7 +70,7 @@ def export_cell(results_path: Path, spec: str, out: Path) -> str:
         raise BenchError(f"the module for {spec} is {module_dir.name} here, not {cell['module_key']} as in "
                          f"{results_path} (another code version?)")
 
-    version = method.lands_on
+    version, note = method.lands_on, ""
     out.mkdir(parents=True, exist_ok=True)
     base, tokenizer = load_base(pair, version, precision)
     if landing_name(method) == "adapter":
@@ -85,6 +86,9 @@ def export_cell(results_path: Path, spec: str, out: Path) -> str:
         else:
             base_ref = str(base_dir.resolve())
         model_args = f"pretrained={base_ref},peft=./adapter,tokenizer=./adapter"
+        if precision != "fp32":  # the harness casts the adapter to the compute dtype; PEFT's loader keeps it fp32
+            note = (f"# A {precision} adapter cell: lm-eval's PEFT computes the LoRA path in fp32, the harness in "
+                    f"{precision}, so a few answers can differ (an fp32 or merged cell reproduces exactly).\n")
     else:
         landed = method.land(module_dir, base, context(method, pair, task, seed, overrides))
         if hasattr(landed, "merge_and_unload"):  # a landing that kept PEFT layers: their merged weights
@@ -97,7 +101,7 @@ def export_cell(results_path: Path, spec: str, out: Path) -> str:
     dtype = str(pair.dtype if precision == "fp32" else compute_dtype(precision)).removeprefix("torch.")
     command = task_command(task, pair, version, out, cell, model_args, tokenizer.model_max_length, device,
                            results.get("limit"), dtype)
-    (out / "COMMAND").write_text(command + "\n")
+    (out / "COMMAND").write_text(note + command + "\n")  # the note (if any) on a line of its own
     (out / "cell.json").write_text(json.dumps({k: v for k, v in cell.items() if k != "samples"} | {
         "pair": results["pair"], "results": str(results_path)}, indent=2, sort_keys=True) + "\n")
     return command
