@@ -115,6 +115,28 @@ def test_diagnose_command_with_portllm_check(micro_pair, tmp_path):
     assert (out / "diagnose.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_diagnose_finds_the_references_modules_in_whichever_precision_they_trained(micro_pair):
+    # `--precision auto` trains in bf16 on a CPU whose probe prefers it, and the precision is part of the key
+    from bench.core.store import cache_dir
+    from bench.engine.protocol import build_method, module_key
+    from bench.models.training import TrainOptions
+    from bench.science.diagnose import cached_module
+    from tasks.base import TASKS
+
+    task = TASKS.get("tiny_knowledge")()
+    method = build_method("finetune_old", None, micro_pair, task)
+    seed = 987654  # a seed no other test trains
+    assert cached_module("finetune_old", micro_pair, task, seed) is None
+    stored = cache_dir() / "modules" / module_key(method, micro_pair, task, seed, options=TrainOptions("bf16"))
+    stored.mkdir(parents=True)
+    try:
+        (stored / "adapter_model.safetensors").write_bytes(b"")
+        assert cached_module("finetune_old", micro_pair, task, seed) == stored
+    finally:
+        (stored / "adapter_model.safetensors").unlink()
+        stored.rmdir()
+
+
 def test_grid_sweep_lays_out_fig6(micro_pair, tmp_path):
     out = tmp_path / "grid"
     result = invoke(["sweep", "--method", "trans_peft", "--grid", "p_c=0,0.3 p_i=0,0.1",

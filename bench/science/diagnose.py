@@ -27,6 +27,7 @@ from bench.core.store import cache_dir
 from bench.engine.protocol import build_method, load_base, module_key
 from bench.models.ffn import decoder_layers
 from bench.models.loading import tensor_files
+from bench.models.training import TrainOptions
 
 ATTENTION_NAMES = ("self_attn.", ".attention.", ".attn.")
 FFN_NAMES = (".mlp.", ".feed_forward.")
@@ -51,6 +52,8 @@ GENERIC_PROBES = [
     "The mitochondria is the part of the cell that produces most of its energy.",
     "for i in range(10):\n    total += i * i\n",
 ]
+
+PRECISIONS_TRAINED = ("fp32", "bf16", "fp16")  # where a module may have been trained, first match wins
 
 
 # ---- weights ------------------------------------------------------------------------------------
@@ -208,9 +211,14 @@ def portllm_check(new_dir: Path, old_module: Path, new_module: Path) -> list[dic
 
 
 def cached_module(method_name: str, pair, task, seed: int) -> Path | None:
-    """The cached module of (method, task, seed) if it was trained already; never trains."""
-    path = cache_dir() / "modules" / module_key(build_method(method_name, None, pair, task), pair, task, seed)
-    return path if (path / "adapter_model.safetensors").exists() else None
+    """The cached module of (method, task, seed) if it was trained already, in whichever precision `bench run`
+    trained it (`--precision auto` picks bf16 on some CPUs, and the precision is part of the key); never trains."""
+    method = build_method(method_name, None, pair, task)
+    for precision in PRECISIONS_TRAINED:
+        path = cache_dir() / "modules" / module_key(method, pair, task, seed, options=TrainOptions(precision=precision))
+        if (path / "adapter_model.safetensors").exists():
+            return path
+    return None
 
 
 # ---- the command ----------------------------------------------------------------------------------
