@@ -97,8 +97,10 @@ def test_holm_adjustment():
 # ATEN_CPU_CAPABILITY=default (the run of .ci/run there). Tuned recipes (the CI gate's baseline): the 10-seed
 # leaderboard, made natively on an AVX2 EPYC, against seeds 0-2 (twin-tuned) and 0-3 (twin-v2: the tiny tasks of
 # now; twin-v3: the recipes of now, chosen by the one-standard-error rule, seeds 0-3, and seeds 0-2 as CI runs
-# them; twin-v3-seeds4-9: the same code's other six seeds; twin-v4: the testbed of now, tiny_arith's LoRA on every
-# linear layer and v1's update 2,400 steps) under the twin there, each run from a fresh cache.
+# them; twin-v3-seeds4-9: the same code's other six seeds; twin-v4: tiny_arith's LoRA on every linear layer and v1's
+# update 2,400 steps) under the twin there, each run from a fresh cache. v5 (the recipes of now: PortLLM's
+# tiny_knowledge and tiny_code searched again with its LoRA targets as a knob): made natively on an AVX-512 EPYC,
+# where `--precision auto` trains the tiny pair in bf16, against seeds 0-3 under the twin there (fp32).
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 MEASURED = RESULTS / "science" / "gate"
 CI_SEEDS = (0, 1, 2)  # the seeds .ci/run gates (README "Why 3 seeds")
@@ -109,7 +111,15 @@ MACHINE_CHANGES = [("tiny-10seeds-20261201.json", "avx2.json", None), ("tiny-10s
                    ("tiny-v3-10seeds-20261203.json", "twin-v3-seeds4-9.json", None),
                    ("tiny-v3-10seeds-20261203.json", "twin-v3.json", CI_SEEDS),
                    ("tiny-v4-10seeds-20261204.json", "twin-v4.json", None),
-                   ("tiny-v4-10seeds-20261204.json", "twin-v4.json", CI_SEEDS)]  # what CI runs, on that twin
+                   ("tiny-v4-10seeds-20261204.json", "twin-v4.json", CI_SEEDS),
+                   ("tiny-v5-10seeds-20261207.json", "twin-v5.json", None),
+                   ("tiny-v5-10seeds-20261207.json", "twin-v5.json", CI_SEEDS)]  # what CI runs, on that twin
+# Two real machines: the v5 baseline (an AVX-512 EPYC, where `--precision auto` trains the tiny pair in bf16) and
+# the v4 one (an AVX2-only EPYC, fp32), on the cells whose recipe the two share (PortLLM's tiny_knowledge and
+# tiny_code recipes were tuned again between them), each machine's 10 seeds as the baseline of the other's 0-2.
+RETUNED = {("portllm", "tiny_knowledge"), ("portllm", "tiny_code")}
+REAL_MACHINES = [("tiny-v5-10seeds-20261207.json", "tiny-v4-10seeds-20261204.json"),
+                 ("tiny-v4-10seeds-20261204.json", "tiny-v5-10seeds-20261207.json")]
 
 
 def test_ci_gates_against_the_committed_tuned_baseline():
@@ -136,21 +146,18 @@ def plant_drop(source: Path, out: Path, method: str, task: str) -> Path:
     return out
 
 
-def seeds_of(source: Path, seeds: tuple[int, ...] | None, out: Path) -> Path:
-    """The results file with only these seeds' cells (None: all of them)."""
-    if seeds is None:
+def seeds_of(source: Path, seeds: tuple[int, ...] | None, out: Path, without: set = frozenset()) -> Path:
+    """The results file with only these seeds' cells (None: all of them), less the (method, task) cells `without`."""
+    if seeds is None and not without:
         return source
     results = json.loads(source.read_text())
-    results["cells"] = [c for c in results["cells"] if c["seed"] in seeds]
+    results["cells"] = [c for c in results["cells"] if (seeds is None or c["seed"] in seeds)
+                        and (c["method"], c["task"]) not in without]
     out.write_text(json.dumps(results))
     return out
 
 
-@pytest.mark.parametrize("baseline_name,run,seeds", MACHINE_CHANGES,
-                         ids=[f"{run}-seeds-{''.join(map(str, s or [])) or 'all'}" for _, run, s in MACHINE_CHANGES])
-def test_another_machine_passes_the_seed_gate_and_a_planted_drop_in_a_reference_cell_fails_it(baseline_name, run,
-                                                                                               seeds, tmp_path):
-    baseline, other_machine = RESULTS / baseline_name, seeds_of(MEASURED / run, seeds, tmp_path / "seeds.json")
+def assert_passes_and_catches_planted_drops(baseline: Path, other_machine: Path, tmp_path: Path) -> None:
     assert gate(baseline, other_machine).exit_code == 1  # per-sample: "regressed", with no code change
     result = gate(baseline, other_machine, *SEED_GATE)
     assert result.exit_code == 0 and set(verdicts(result.stdout).values()) == {"ok"}, result.output
@@ -160,3 +167,18 @@ def test_another_machine_passes_the_seed_gate_and_a_planted_drop_in_a_reference_
             planted = gate(baseline, plant_drop(other_machine, tmp_path / "planted.json", method, task), *SEED_GATE)
             regressed = {cell for cell, verdict in verdicts(planted.stdout).items() if verdict == "REGRESSED"}
             assert planted.exit_code == 1 and regressed == {(method, task)}, planted.output
+
+
+@pytest.mark.parametrize("baseline_name,run,seeds", MACHINE_CHANGES,
+                         ids=[f"{run}-seeds-{''.join(map(str, s or [])) or 'all'}" for _, run, s in MACHINE_CHANGES])
+def test_another_machine_passes_the_seed_gate_and_a_planted_drop_in_a_reference_cell_fails_it(baseline_name, run,
+                                                                                               seeds, tmp_path):
+    baseline, other_machine = RESULTS / baseline_name, seeds_of(MEASURED / run, seeds, tmp_path / "seeds.json")
+    assert_passes_and_catches_planted_drops(baseline, other_machine, tmp_path)
+
+
+@pytest.mark.parametrize("baseline_name,run", REAL_MACHINES, ids=["avx2-on-v5", "avx512-on-v4"])
+def test_two_real_machines_pass_each_others_seed_gate_and_a_planted_drop_fails_it(baseline_name, run, tmp_path):
+    baseline = seeds_of(RESULTS / baseline_name, None, tmp_path / "baseline.json", RETUNED)
+    other_machine = seeds_of(RESULTS / run, CI_SEEDS, tmp_path / "seeds.json", RETUNED)
+    assert_passes_and_catches_planted_drops(baseline, other_machine, tmp_path)

@@ -5,7 +5,7 @@
 LEADERBOARD: the default grid on seeds 0-9 (native). TWIN: the same grid on some of those seeds on another machine,
 or under MKL_ENABLE_INSTRUCTIONS=SSE4_2 ATEN_CPU_CAPABILITY=default (its CPU twin), from a fresh cache; several
 files (runs of other seeds) are read as one. A cell whose recipe differs between the files (their tuned_recipes or
-overrides) is no machine change: its float-noise columns say so and it is left out of them.
+overrides, resolved) is no machine change: its float-noise columns say so and it is left out of them.
 """
 
 import itertools
@@ -16,15 +16,17 @@ from collections import defaultdict
 
 from tabulate import tabulate
 
-from methods import METHODS
+from bench.engine.protocol import build_method, module_source
+from bench.pairs import PAIRS
+from tasks.base import TASKS
 
 
-def recipe_of(results: dict, method: str, task: str) -> dict:
-    """What the file trained this cell with beyond the code's defaults (tuned recipe, --set overrides)."""
-    method = METHODS.get(method).reuses or method  # direct_transfer lands finetune_old's module
-    tuned = (results.get("tuned_recipes") or {}).get(task, {})
-    scoped = {k: v for k, v in (tuned | (results.get("overrides") or {})).items() if k.split(".")[0] == method}
-    return scoped | {k: v for k, v in (results.get("overrides") or {}).items() if "." not in k}
+def recipe_of(results: dict, method: str, task: str):
+    """The recipe the file trained this cell's module with, resolved as `bench run` resolves it (the code's layers,
+    then the file's tuned recipe and --set overrides): two spellings of one recipe compare equal."""
+    overrides = (results.get("tuned_recipes") or {}).get(task, {}) | (results.get("overrides") or {})
+    landed = build_method(method, overrides, PAIRS.get(results["pair"]), TASKS.get(task)())
+    return module_source(landed, overrides, PAIRS.get(results["pair"]), TASKS.get(task)()).recipe
 
 
 def cells(*paths):
