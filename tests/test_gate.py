@@ -100,7 +100,7 @@ def test_holm_adjustment():
 # them; twin-v3-seeds4-9: the same code's other six seeds; twin-v4: tiny_arith's LoRA on every linear layer and v1's
 # update 2,400 steps) under the twin there, each run from a fresh cache. v5 (the recipes of now: PortLLM's
 # tiny_knowledge and tiny_code searched again with its LoRA targets as a knob): made natively on an AVX-512 EPYC,
-# where `--precision auto` trains the tiny pair in bf16, against seeds 0-3 under the twin there (fp32).
+# where `--precision auto` trains the tiny pair in bf16, against seeds 0-3 under the twin there (still bf16).
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 MEASURED = RESULTS / "science" / "gate"
 CI_SEEDS = (0, 1, 2)  # the seeds .ci/run gates (README "Why 3 seeds")

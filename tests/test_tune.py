@@ -237,10 +237,9 @@ def test_portllm_chooses_between_its_papers_targets_and_the_suites_where_they_di
 
 
 def test_trans_peft_chooses_between_its_math_scripts_targets_and_the_suites_where_they_differ():
-    from bench.core.recipe import ATTENTION
+    from bench.core.recipe import ALL_LINEAR, ATTENTION
     from bench.engine.protocol import build_method
     from bench.science.tune import default_point, search_space
-    from methods.portllm import ALL_LINEAR
 
     pair = PAIRS.get("tiny")  # recipes only: nothing is built
     for task_name in ("tiny_knowledge", "tiny_arith"):
