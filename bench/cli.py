@@ -575,10 +575,8 @@ def export(
     task YAML and data per base version, and the command."""
     from bench.engine.export import export_cell
 
-    command = export_cell(results, cell, out)
-    note = [line for line in (out / "COMMAND").read_text().splitlines() if line.startswith("#")]
-    typer.echo(f"exported {cell} to {out}; reproduce it there with:\n  cd {out} && {command}"
-               + "".join(f"\n{line}" for line in note))
+    command, note = export_cell(results, cell, out)
+    typer.echo(f"exported {cell} to {out}; reproduce it there with:\n  cd {out} && {command}\n{note}".rstrip())
 
 
 # --- science tools: severity sweeps, update anatomy, hyper-parameter grids, chains, findings -------------

@@ -38,8 +38,9 @@ def parse_cell(spec: str) -> tuple[str, str, int]:
     return parts[0], parts[1], int(parts[2])
 
 
-def export_cell(results_path: Path, spec: str, out: Path) -> str:
-    """Write the cell's landed model, task files and command under `out`; returns the command."""
+def export_cell(results_path: Path, spec: str, out: Path) -> tuple[str, str]:
+    """Write the cell's landed model, task files and command under `out`; returns the command and the note
+    (a comment line, or "") that COMMAND puts before it."""
     results = load_checked(results_path)
     method_name, task_name, seed = parse_cell(spec)
     cell = next((c for c in results["cells"] if (c["method"], c["task"], c["seed"]) == (method_name, task_name, seed)),
@@ -104,7 +105,7 @@ def export_cell(results_path: Path, spec: str, out: Path) -> str:
     (out / "COMMAND").write_text(note + command + "\n")  # the note (if any) on a line of its own
     (out / "cell.json").write_text(json.dumps({k: v for k, v in cell.items() if k != "samples"} | {
         "pair": results["pair"], "results": str(results_path)}, indent=2, sort_keys=True) + "\n")
-    return command
+    return command, note
 
 
 def task_command(task, pair, version: str, out: Path, cell: dict, model_args: str, max_length: int, device: str,

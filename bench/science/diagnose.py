@@ -27,6 +27,7 @@ from bench.core.store import cache_dir
 from bench.engine.protocol import build_method, load_base, module_key
 from bench.models.ffn import decoder_layers
 from bench.models.loading import tensor_files
+from bench.models.precision import DTYPES
 from bench.models.training import TrainOptions
 
 ATTENTION_NAMES = ("self_attn.", ".attention.", ".attn.")
@@ -52,8 +53,6 @@ GENERIC_PROBES = [
     "The mitochondria is the part of the cell that produces most of its energy.",
     "for i in range(10):\n    total += i * i\n",
 ]
-
-PRECISIONS_TRAINED = ("fp32", "bf16", "fp16")  # where a module may have been trained, first match wins
 
 
 # ---- weights ------------------------------------------------------------------------------------
@@ -214,7 +213,7 @@ def cached_module(method_name: str, pair, task, seed: int) -> Path | None:
     """The cached module of (method, task, seed) if it was trained already, in whichever precision `bench run`
     trained it (`--precision auto` picks bf16 on some CPUs, and the precision is part of the key); never trains."""
     method = build_method(method_name, None, pair, task)
-    for precision in PRECISIONS_TRAINED:
+    for precision in DTYPES:  # fp32 first
         path = cache_dir() / "modules" / module_key(method, pair, task, seed, options=TrainOptions(precision=precision))
         if (path / "adapter_model.safetensors").exists():
             return path

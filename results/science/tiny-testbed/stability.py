@@ -25,20 +25,22 @@ def recipe_of(results: dict, method: str, task: str):
     """The recipe the file trained this cell's module with, resolved as `bench run` resolves it (the code's layers,
     then the file's tuned recipe and --set overrides): two spellings of one recipe compare equal."""
     overrides = (results.get("tuned_recipes") or {}).get(task, {}) | (results.get("overrides") or {})
-    landed = build_method(method, overrides, PAIRS.get(results["pair"]), TASKS.get(task)())
-    return module_source(landed, overrides, PAIRS.get(results["pair"]), TASKS.get(task)()).recipe
+    pair, task = PAIRS.get(results["pair"]), TASKS.get(task)()
+    return module_source(build_method(method, overrides, pair, task), overrides, pair, task).recipe
 
 
 def cells(*paths):
     table, recipes = defaultdict(dict), {}
     for path in paths:
         results = json.load(open(path))
+        for key in dict.fromkeys((c["method"], c["task"]) for c in results["cells"]):
+            recipe = recipe_of(results, *key)
+            if recipes.setdefault(key, recipe) != recipe:
+                sys.exit(f"{path}: {key[0]} {key[1]} was trained with another recipe in another file")
         for c in results["cells"]:
             key = (c["method"], c["task"])
             if c["seed"] in table[key]:
                 sys.exit(f"{path}: seed {c['seed']} of {c['method']} {c['task']} is in another file too")
-            if recipes.setdefault(key, recipe_of(results, *key)) != recipe_of(results, *key):
-                sys.exit(f"{path}: {c['method']} {c['task']} was trained with another recipe in another file")
             table[key][c["seed"]] = c
     return table, recipes
 
