@@ -252,8 +252,8 @@ def run(
                                                     "applied under --set/--config (default: the package's).")] = None,
     no_tuned: Annotated[bool, typer.Option("--no-tuned", help="Ignore tuned recipes: the methods' defaults.")] = False,
     precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16 (auto: bf16 on GPUs that have it, "
-                                                "fp16 on older ones; on a CPU bf16 only if a probe finds it "
-                                                "faster, else fp32).")] = "auto",
+                                                "fp16 on older ones; on a CPU fp32 for the tiny pairs, "
+                                                "elsewhere bf16 only if a probe finds it faster).")] = "auto",
     micro_batch: Annotated[str | None, typer.Option(help="Rows per forward pass, gradients accumulated up to the "
                                                          "recipe's batch (a divisor of it), or auto: the largest "
                                                          "that fits the device.")] = None,
@@ -288,7 +288,7 @@ def run(
         raise BenchError("vLLM cannot serve bottleneck adapters (extra sub-layers no merge expresses); "
                          "use --eval-backend hf with --peft adapter")
     width = the_pair.dims[0] if the_pair.dims else None  # the CPU probe's matmul size (bench/models/precision.py)
-    options = TrainOptions(precision=resolve_precision(precision, width=width),
+    options = TrainOptions(precision=resolve_precision(precision, width=width, cpu_auto=the_pair.cpu_precision),
                            micro_batch=parse_micro_batch(micro_batch), gradient_checkpointing=gradient_checkpointing,
                            group_by_length=group_by_length)
     for name in method_names:  # every method's batch on every task, before anything runs

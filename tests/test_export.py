@@ -105,6 +105,16 @@ def test_results_record_the_cpu_model_and_isa(results):
     assert f"cpu: {cpu['model']}" in board
 
 
+def test_an_fp32_cell_of_a_pair_stored_in_bf16_exports_a_float32_command(results, micro_pair, tmp_path, monkeypatch):
+    """A real pair's checkpoints are bf16, but `--precision fp32` trains and scores its cells in float32: the
+    exported command must load the model as the harness did, not in the checkpoint's dtype."""
+    monkeypatch.setattr(type(micro_pair), "dtype", property(lambda pair: torch.bfloat16))
+    out = tmp_path / "fp32"
+    result = runner.invoke(app, ["export", str(results), str(out), "--cell", "finetune_old/tiny_arith/0"])
+    assert result.exit_code == 0, result.output
+    assert ",dtype=float32," in (out / "COMMAND").read_text()
+
+
 def test_a_bf16_cell_exports_its_own_module_built_and_scored_in_bf16(micro_pair, tmp_path):
     """`--precision auto` trains in bf16 where the CPU probe says so: the export must find that module (its key
     names the precision) and build and score the landed model in bf16, as the harness did."""

@@ -183,6 +183,31 @@ def test_explicit_precisions_and_what_a_device_cannot_do(monkeypatch):
     assert precision.resolve_precision("auto", cuda) == "bf16"
 
 
+def test_a_pair_that_pins_auto_on_a_cpu_gets_its_precision_not_the_probes(monkeypatch):
+    monkeypatch.setattr(precision, "cpu_probe", lambda size=128: precision.Probe(1e-3, 1e-4, "bf16"))
+    cpu = torch.device("cpu")
+    assert precision.resolve_precision("auto", cpu) == "bf16"  # the probe decides for a pair that pins nothing
+    assert precision.resolve_precision("auto", cpu, cpu_auto="fp32") == "fp32"
+    assert precision.resolve_precision("bf16", cpu, cpu_auto="fp32") == "bf16"  # an explicit --precision wins
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert precision.resolve_precision("auto", torch.device("cuda"), cpu_auto="fp32") == "bf16"  # CPUs only
+
+
+def test_bench_run_trains_the_tiny_pairs_in_fp32_where_the_probe_prefers_bf16(micro_pair, tmp_path, monkeypatch):
+    """bench tune selects the tiny recipes in fp32, and bf16 is fast on some CPUs and emulated on others: the default
+    leaderboard must not change precision with the machine."""
+    from bench.pairs import PAIRS
+
+    assert PAIRS.get("tiny").cpu_precision == micro_pair.cpu_precision == "fp32"
+    assert PAIRS.get("smollm2-135m-cpt").cpu_precision is None  # real pairs keep the probe
+    monkeypatch.setattr(precision, "cpu_probe", lambda size=128: precision.Probe(1e-3, 1e-4, "bf16"))
+    out = tmp_path / "auto.json"
+    run = runner.invoke(app, ["run", "--pair", "micro", "--methods", "finetune_old", "--tasks", "tiny_knowledge",
+                              "--set", "steps=2", "--set", "batch_size=8", "--limit", "4", "--out", str(out)])
+    assert run.exit_code == 0, run.output
+    assert [cell["precision"] for cell in json.loads(out.read_text())["cells"]] == ["fp32"]
+
+
 def test_fp32_runs_no_autocast_and_adapters_stay_fp32():
     assert isinstance(precision.autocast("fp32", torch.device("cpu")), type(precision.nullcontext()))
     model = lora_model().to(torch.bfloat16)

@@ -99,7 +99,9 @@ def export_cell(results_path: Path, spec: str, out: Path) -> tuple[str, str]:
         tokenizer.save_pretrained(out / "model")
         model_args = "pretrained=./model"
     device = "cpu" if str(cell.get("device", "cpu")).startswith("cpu") else "cuda"
-    dtype = str(pair.dtype if precision == "fp32" else compute_dtype(precision)).removeprefix("torch.")
+    # The harness builds and scores every cell in its compute dtype (protocol.load_base), whatever the pair's
+    # checkpoints are stored in: an fp32 cell of a bf16 checkpoint is scored in float32.
+    dtype = str(compute_dtype(precision)).removeprefix("torch.")
     command = task_command(task, pair, version, out, cell, model_args, tokenizer.model_max_length, device,
                            results.get("limit"), dtype)
     (out / "COMMAND").write_text(note + command + "\n")  # the note (if any) on a line of its own

@@ -101,9 +101,11 @@ def _probe_once(size: int) -> Probe:
     return probe_cpu(size=size)
 
 
-def resolve_precision(requested: str, device: torch.device | None = None, width: int | None = None) -> str:
+def resolve_precision(requested: str, device: torch.device | None = None, width: int | None = None,
+                      cpu_auto: str | None = None) -> str:
     """`auto` made concrete for `device` (default: the one the protocol trains on) and a model of hidden size
-    `width` (the CPU probe's matmul size); impossible requests refused."""
+    `width` (the CPU probe's matmul size); impossible requests refused. `cpu_auto`: what auto means on a CPU for a
+    pair that pins it (the tiny pairs: fp32, bench.pairs.base.Pair.cpu_precision); None runs the probe."""
     if requested not in PRECISIONS:
         raise BenchError(f"--precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -118,7 +120,9 @@ def resolve_precision(requested: str, device: torch.device | None = None, width:
     if requested == "fp16":
         raise BenchError("--precision fp16 needs a CUDA GPU (fp16 training on a CPU is not supported); "
                          "use bf16, fp32 or auto")
-    return cpu_probe(probe_size(width)).choice if requested == "auto" else requested
+    if requested != "auto":
+        return requested
+    return cpu_auto or cpu_probe(probe_size(width)).choice
 
 
 def compute_dtype(precision: str) -> torch.dtype:

@@ -24,6 +24,7 @@ class Pair(ABC):
     params_b: float = 0.0            # billions of parameters, for plan estimates (0: a tiny pair)
     dims: tuple[int, int, int] | None = None  # (hidden, layers, vocab) from config.json: memory plans offline
     shippable: bool = False          # its checkpoints can ship inside the package (tiny pairs)
+    cpu_precision: str | None = None  # what --precision auto means on a CPU; None: the CPU probe decides
 
     @abstractmethod
     def version_count(self) -> int:
