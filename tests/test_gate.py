@@ -100,7 +100,9 @@ def test_holm_adjustment():
 # them; twin-v3-seeds4-9: the same code's other six seeds; twin-v4: tiny_arith's LoRA on every linear layer and v1's
 # update 2,400 steps) under the twin there, each run from a fresh cache. v5 (the recipes of now: PortLLM's
 # tiny_knowledge and tiny_code searched again with its LoRA targets as a knob): made natively on an AVX-512 EPYC,
-# where `--precision auto` trains the tiny pair in bf16, against seeds 0-3 under the twin there (still bf16).
+# where `--precision auto` then trained the tiny pair in bf16, against seeds 0-3 under the twin there (still bf16).
+# v6 (the same recipes; the tiny pairs now train in fp32 on every CPU): made natively on that AVX-512 EPYC, against
+# seeds 0-3 under the twin there.
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 MEASURED = RESULTS / "science" / "gate"
 CI_SEEDS = (0, 1, 2)  # the seeds .ci/run gates (README "Why 3 seeds")
@@ -113,13 +115,20 @@ MACHINE_CHANGES = [("tiny-10seeds-20261201.json", "avx2.json", None), ("tiny-10s
                    ("tiny-v4-10seeds-20261204.json", "twin-v4.json", None),
                    ("tiny-v4-10seeds-20261204.json", "twin-v4.json", CI_SEEDS),
                    ("tiny-v5-10seeds-20261207.json", "twin-v5.json", None),
-                   ("tiny-v5-10seeds-20261207.json", "twin-v5.json", CI_SEEDS)]  # what CI runs, on that twin
-# Two real machines: the v5 baseline (an AVX-512 EPYC, where `--precision auto` trains the tiny pair in bf16) and
-# the v4 one (an AVX2-only EPYC, fp32), on the cells whose recipe the two share (PortLLM's tiny_knowledge and
-# tiny_code recipes were tuned again between them), each machine's 10 seeds as the baseline of the other's 0-2.
+                   ("tiny-v5-10seeds-20261207.json", "twin-v5.json", CI_SEEDS),
+                   ("tiny-v6-10seeds-20261207.json", "twin-v6.json", None),
+                   ("tiny-v6-10seeds-20261207.json", "twin-v6.json", CI_SEEDS)]  # what CI runs, on that twin
+# Two real machines: v5 (an AVX-512 EPYC, where `--precision auto` then trained the tiny pair in bf16) and v4 (an
+# AVX2-only EPYC, fp32), on the cells whose recipe they share (PortLLM's tiny_knowledge and tiny_code recipes were
+# tuned again after v4), each one's 10 seeds as the baseline of the other's 0-2. Since the tiny pairs train in fp32
+# on every CPU, the two machines give the same answers (v6 against v4, below).
 RETUNED = {("portllm", "tiny_knowledge"), ("portllm", "tiny_code")}
 REAL_MACHINES = [("tiny-v5-10seeds-20261207.json", "tiny-v4-10seeds-20261204.json"),
                  ("tiny-v4-10seeds-20261204.json", "tiny-v5-10seeds-20261207.json")]
+FP32_MACHINES = ("tiny-v6-10seeds-20261207.json", "tiny-v4-10seeds-20261204.json")  # AVX-512 and AVX2 EPYCs
+# A change of precision on one machine and the same recipes: v6 (fp32) and v5 (bf16), both ways.
+PRECISIONS = [("tiny-v6-10seeds-20261207.json", "tiny-v5-10seeds-20261207.json"),
+              ("tiny-v5-10seeds-20261207.json", "tiny-v6-10seeds-20261207.json")]
 
 
 def test_ci_gates_against_the_committed_tuned_baseline():
@@ -157,8 +166,10 @@ def seeds_of(source: Path, seeds: tuple[int, ...] | None, out: Path, without: se
     return out
 
 
-def assert_passes_and_catches_planted_drops(baseline: Path, other_machine: Path, tmp_path: Path) -> None:
-    assert gate(baseline, other_machine).exit_code == 1  # per-sample: "regressed", with no code change
+def assert_passes_and_catches_planted_drops(baseline: Path, other_machine: Path, tmp_path: Path,
+                                            answers_change: bool = True) -> None:
+    if answers_change:
+        assert gate(baseline, other_machine).exit_code == 1  # per-sample: "regressed", with no code change
     result = gate(baseline, other_machine, *SEED_GATE)
     assert result.exit_code == 0 and set(verdicts(result.stdout).values()) == {"ok"}, result.output
     # The re-tuning references are steady enough at 3 seeds that a third of their correct answers is caught
@@ -177,8 +188,25 @@ def test_another_machine_passes_the_seed_gate_and_a_planted_drop_in_a_reference_
     assert_passes_and_catches_planted_drops(baseline, other_machine, tmp_path)
 
 
-@pytest.mark.parametrize("baseline_name,run", REAL_MACHINES, ids=["avx2-on-v5", "avx512-on-v4"])
-def test_two_real_machines_pass_each_others_seed_gate_and_a_planted_drop_fails_it(baseline_name, run, tmp_path):
+@pytest.mark.parametrize("baseline_name,run", REAL_MACHINES + PRECISIONS,
+                         ids=["avx2-on-v5", "avx512-on-v4", "bf16-on-v6", "fp32-on-v5"])
+def test_two_machines_or_precisions_pass_each_others_seed_gate_and_a_planted_drop_fails_it(baseline_name, run,
+                                                                                          tmp_path):
     baseline = seeds_of(RESULTS / baseline_name, None, tmp_path / "baseline.json", RETUNED)
     other_machine = seeds_of(RESULTS / run, CI_SEEDS, tmp_path / "seeds.json", RETUNED)
     assert_passes_and_catches_planted_drops(baseline, other_machine, tmp_path)
+
+
+def test_in_fp32_two_real_cpus_give_the_same_answers_and_the_gate_still_catches_a_planted_drop(tmp_path):
+    """v6 (an AVX-512 EPYC) and v4 (an AVX2-only EPYC), both fp32, 10 seeds each: every shared (cell, seed) has the
+    same answers, so neither gate fires, and a planted drop on top still fails the seed gate."""
+    avx512, avx2 = (json.loads((RESULTS / name).read_text()) for name in FP32_MACHINES)
+    assert {c["precision"] for c in avx512["cells"] + avx2["cells"]} == {"fp32"}
+    answers = {(c["method"], c["task"], c["seed"]): [s["response"] for s in c["samples"]] for c in avx2["cells"]}
+    shared = [c for c in avx512["cells"] if (c["method"], c["task"]) not in RETUNED]
+    assert len(shared) == 130
+    assert all([s["response"] for s in c["samples"]] == answers[c["method"], c["task"], c["seed"]] for c in shared)
+    baseline = seeds_of(RESULTS / FP32_MACHINES[0], None, tmp_path / "baseline.json", RETUNED)
+    other_machine = seeds_of(RESULTS / FP32_MACHINES[1], CI_SEEDS, tmp_path / "seeds.json", RETUNED)
+    assert gate(baseline, other_machine).exit_code == 0  # per sample too: nothing changed
+    assert_passes_and_catches_planted_drops(baseline, other_machine, tmp_path, answers_change=False)
