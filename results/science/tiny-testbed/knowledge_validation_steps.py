@@ -11,17 +11,11 @@ scaled to 440, 660), in fp32 (as `bench tune` trains), validation data only. Pri
 """
 
 import json
-import statistics
-import sys
+
+from testbed import report, validation_scores
 
 from bench.engine.executors import LocalExecutor
-from bench.engine.protocol import run_grid
-from bench.pairs import PAIRS
-from methods import METHODS
-from tasks.base import TASKS
-from tasks.recipes import TUNED_DIR, tuned_overrides
 
-SEEDS = list(range(6))
 VARIANTS = {  # label: (method, changes to its tuned recipe)
     "finetune_old, 800 steps": ("finetune_old", {"steps": 800}),
     "trans_peft, 800 steps": ("trans_peft", {"steps": 800}),
@@ -31,19 +25,11 @@ VARIANTS = {  # label: (method, changes to its tuned recipe)
 
 
 def main():
-    pair = PAIRS.get("tiny")
-    tuned = tuned_overrides(TUNED_DIR, pair.name, set(METHODS.names()), set(PAIRS.names()))
-    validation = TASKS.get("tiny_knowledge")().validation_task()
     scores = {}
     with LocalExecutor(workers=2, threads=1) as executor:
         for label, (method, changes) in VARIANTS.items():
-            recipe = {k: v for k, v in tuned["tiny_knowledge"].items() if k.split(".")[0] == method}
-            cells = run_grid([method], pair, [validation], SEEDS, {f"{method}.{k}": v for k, v in changes.items()},
-                             executor=executor, task_overrides={"tiny_knowledge": recipe})
-            got = [c.score if c.source_score is None else c.source_score for c in cells]
-            scores[label] = got
-            print(label, f"{statistics.fmean(got):.1f} +- {statistics.stdev(got):.1f}", got, file=sys.stderr,
-                  flush=True)
+            scores[label] = validation_scores(executor, "tiny_knowledge", method, changes)
+            report(label, scores[label])
     print(json.dumps(scores))
 
 

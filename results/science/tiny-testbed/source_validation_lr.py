@@ -10,17 +10,11 @@ full 400 steps learn the task as well as finetune_old. Validation data only, fp3
 """
 
 import json
-import statistics
-import sys
+
+from testbed import report, validation_scores
 
 from bench.engine.executors import LocalExecutor
-from bench.engine.protocol import run_grid
-from bench.pairs import PAIRS
-from methods import METHODS
-from tasks.base import TASKS
-from tasks.recipes import TUNED_DIR, tuned_overrides
 
-SEEDS = list(range(6))
 VARIANTS = {
     "portllm, lr 4e-4 (paper), 400 steps": {"lr": 4e-4, "steps": 400},
     "portllm, lr 8e-4, 400 steps": {"lr": 8e-4, "steps": 400},
@@ -30,20 +24,11 @@ VARIANTS = {
 
 
 def main():
-    pair = PAIRS.get("tiny")
-    tuned = tuned_overrides(TUNED_DIR, pair.name, set(METHODS.names()), set(PAIRS.names()))
-    task = TASKS.get("tiny_knowledge")()
-    validation = task.validation_task()
-    recipe = {k: v for k, v in tuned["tiny_knowledge"].items() if k.split(".")[0] == "portllm"}
     scores = {}
     with LocalExecutor(workers=2, threads=1) as executor:
         for label, changes in VARIANTS.items():
-            cells = run_grid(["portllm"], pair, [validation], SEEDS, {f"portllm.{k}": v for k, v in changes.items()},
-                             executor=executor, task_overrides={"tiny_knowledge": recipe})
-            got = [c.source_score for c in cells]
-            scores[label] = got
-            print(label, f"{statistics.fmean(got):.1f} +- {statistics.stdev(got):.1f}", got, file=sys.stderr,
-                  flush=True)
+            scores[label] = validation_scores(executor, "tiny_knowledge", "portllm", changes)
+            report(label, scores[label])
     print(json.dumps(scores))
 
 

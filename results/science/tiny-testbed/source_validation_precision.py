@@ -10,40 +10,27 @@ Prints {task: {method: {precision: [score on v0 per seed]}}} as JSON; progress g
 """
 
 import json
-import statistics
-import sys
+
+from testbed import report, validation_scores
 
 from bench.engine.executors import LocalExecutor
-from bench.engine.protocol import run_grid
 from bench.models.training import TrainOptions
-from bench.pairs import PAIRS
-from methods import METHODS
-from tasks.base import TASKS
-from tasks.recipes import TUNED_DIR, tuned_overrides
 
-SEEDS = list(range(6))
 TASK_NAMES = ["tiny_knowledge", "tiny_arith"]
 METHOD_NAMES = ["finetune_old", "portllm"]
 
 
 def main():
-    pair = PAIRS.get("tiny")
-    tuned = tuned_overrides(TUNED_DIR, pair.name, set(METHODS.names()), set(PAIRS.names()))
     scores = {}
     with LocalExecutor(workers=2, threads=1) as executor:
         for task_name in TASK_NAMES:
-            validation = TASKS.get(task_name)().validation_task()
             scores[task_name] = {}
             for method in METHOD_NAMES:
-                recipe = {k: v for k, v in tuned[task_name].items() if k.split(".")[0] == method}
                 scores[task_name][method] = {}
                 for precision in ("fp32", "bf16"):
-                    cells = run_grid([method], pair, [validation], SEEDS, executor=executor,
-                                     task_overrides={task_name: recipe}, options=TrainOptions(precision=precision))
-                    got = [c.score if c.source_score is None else c.source_score for c in cells]
+                    got = validation_scores(executor, task_name, method, options=TrainOptions(precision=precision))
                     scores[task_name][method][precision] = got
-                    print(task_name, method, precision, f"{statistics.fmean(got):.1f} +- {statistics.stdev(got):.1f}",
-                          got, file=sys.stderr, flush=True)
+                    report(f"{task_name} {method} {precision}", got)
     print(json.dumps(scores))
 
 
