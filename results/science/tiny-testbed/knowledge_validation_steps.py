@@ -12,9 +12,7 @@ scaled to 440, 660), in fp32 (as `bench tune` trains), validation data only. Pri
 
 import json
 
-from testbed import report, validation_scores
-
-from bench.engine.executors import LocalExecutor
+from testbed import run_variants
 
 VARIANTS = {  # label: (method, changes to its tuned recipe)
     "finetune_old, 800 steps": ("finetune_old", {"steps": 800}),
@@ -25,12 +23,7 @@ VARIANTS = {  # label: (method, changes to its tuned recipe)
 
 
 def main():
-    scores = {}
-    with LocalExecutor(workers=2, threads=1) as executor:
-        for label, (method, changes) in VARIANTS.items():
-            scores[label] = validation_scores(executor, "tiny_knowledge", method, changes)
-            report(label, scores[label])
-    print(json.dumps(scores))
+    print(json.dumps(run_variants("tiny_knowledge", VARIANTS)))
 
 
 if __name__ == "__main__":  # the workers are spawned: they import this file without running it

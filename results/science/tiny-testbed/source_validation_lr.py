@@ -11,25 +11,18 @@ full 400 steps learn the task as well as finetune_old. Validation data only, fp3
 
 import json
 
-from testbed import report, validation_scores
+from testbed import run_variants
 
-from bench.engine.executors import LocalExecutor
-
-VARIANTS = {
-    "portllm, lr 4e-4 (paper), 400 steps": {"lr": 4e-4, "steps": 400},
-    "portllm, lr 8e-4, 400 steps": {"lr": 8e-4, "steps": 400},
-    "portllm, lr 1.2e-3, 400 steps": {"lr": 1.2e-3, "steps": 400},
-    "portllm, lr 1.9e-3 (tuned), 400 steps": {"lr": 0.001887336514782663, "steps": 400},
+VARIANTS = {  # label: (method, changes to its tuned recipe)
+    "portllm, lr 4e-4 (paper), 400 steps": ("portllm", {"lr": 4e-4, "steps": 400}),
+    "portllm, lr 8e-4, 400 steps": ("portllm", {"lr": 8e-4, "steps": 400}),
+    "portllm, lr 1.2e-3, 400 steps": ("portllm", {"lr": 1.2e-3, "steps": 400}),
+    "portllm, lr 1.9e-3 (tuned), 400 steps": ("portllm", {"lr": 0.001887336514782663, "steps": 400}),
 }
 
 
 def main():
-    scores = {}
-    with LocalExecutor(workers=2, threads=1) as executor:
-        for label, changes in VARIANTS.items():
-            scores[label] = validation_scores(executor, "tiny_knowledge", "portllm", changes)
-            report(label, scores[label])
-    print(json.dumps(scores))
+    print(json.dumps(run_variants("tiny_knowledge", VARIANTS)))
 
 
 if __name__ == "__main__":  # the workers are spawned: they import this file without running it

@@ -38,3 +38,16 @@ def report(label: str, scores: list[float]) -> None:
 
     print(label, f"{statistics.fmean(scores):.1f} +- {statistics.stdev(scores):.1f}", scores, file=sys.stderr,
           flush=True)
+
+
+def run_variants(task_name: str, variants: dict) -> dict:
+    """{label: validation_scores(...)} for variants {label: (method, changes to its tuned recipe)}, in two one-thread
+    worker processes, a progress line per variant."""
+    from bench.engine.executors import LocalExecutor
+
+    scores = {}
+    with LocalExecutor(workers=2, threads=1) as executor:
+        for label, (method, changes) in variants.items():
+            scores[label] = validation_scores(executor, task_name, method, changes)
+            report(label, scores[label])
+    return scores

@@ -12,9 +12,7 @@ only. Prints {label: [score on v0 per seed]}.
 
 import json
 
-from testbed import report, validation_scores
-
-from bench.engine.executors import LocalExecutor
+from testbed import run_variants
 
 VARIANTS = {  # label: (method, changes to its tuned recipe)
     "finetune_old (reference)": ("finetune_old", {}),
@@ -24,12 +22,7 @@ VARIANTS = {  # label: (method, changes to its tuned recipe)
 
 
 def main():
-    scores = {}
-    with LocalExecutor(workers=2, threads=1) as executor:
-        for label, (method, changes) in VARIANTS.items():
-            scores[label] = validation_scores(executor, "tiny_arith", method, changes)
-            report(label, scores[label])
-    print(json.dumps(scores))
+    print(json.dumps(run_variants("tiny_arith", VARIANTS)))
 
 
 if __name__ == "__main__":  # the workers are spawned: they import this file without running it
