@@ -13,19 +13,9 @@ as JSON; progress goes to stderr.
 """
 
 import json
-import statistics
-import sys
 
-from testbed import ATTENTION
+from testbed import ATTENTION, run_variants
 
-from bench.engine.executors import LocalExecutor
-from bench.engine.protocol import run_grid
-from bench.pairs import PAIRS
-from methods import METHODS
-from tasks.base import TASKS
-from tasks.recipes import TUNED_DIR, tuned_overrides
-
-SEEDS = list(range(6))
 SUITE_SCHEDULE = {"schedule": "cosine_with_min_lr", "min_lr_rate": 0.1, "warmup_ratio": 0.1}
 VARIANTS = {  # task: {label: (method, changes to its tuned recipe)}
     "tiny_knowledge": {
@@ -45,23 +35,7 @@ VARIANTS = {  # task: {label: (method, changes to its tuned recipe)}
 
 
 def main():
-    pair = PAIRS.get("tiny")
-    tuned = tuned_overrides(TUNED_DIR, pair.name, set(METHODS.names()), set(PAIRS.names()))
-    scores = {}
-    with LocalExecutor(workers=2, threads=1) as executor:
-        for task_name, variants in VARIANTS.items():
-            task = TASKS.get(task_name)()
-            validation = task.validation_task()
-            scores[task_name] = {}
-            for label, (method, changes) in variants.items():
-                recipe = {k: v for k, v in tuned[task_name].items() if k.split(".")[0] == method}
-                cells = run_grid([method], pair, [validation], SEEDS, {f"{method}.{k}": v for k, v in changes.items()},
-                                 executor=executor, task_overrides={task_name: recipe})
-                got = [c.score if c.source_score is None else c.source_score for c in cells]
-                scores[task_name][label] = got
-                print(task_name, label, f"{statistics.fmean(got):.1f} +- {statistics.stdev(got):.1f}", got,
-                      file=sys.stderr, flush=True)
-    print(json.dumps(scores))
+    print(json.dumps({task_name: run_variants(task_name, variants) for task_name, variants in VARIANTS.items()}))
 
 
 if __name__ == "__main__":  # the workers are spawned: they import this file without running it
