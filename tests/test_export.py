@@ -116,8 +116,8 @@ def test_an_fp32_cell_of_a_pair_stored_in_bf16_exports_a_float32_command(results
 
 
 def test_a_bf16_cell_exports_its_own_module_built_and_scored_in_bf16(micro_pair, tmp_path):
-    """`--precision auto` trains in bf16 where the CPU probe says so: the export must find that module (its key
-    names the precision) and build and score the landed model in bf16, as the harness did."""
+    """A bf16 cell (`--precision bf16`, or auto on a real pair whose CPU probe prefers it): the export must find its
+    module (its key names the precision) and build and score the landed model in bf16, as the harness did."""
     results = tmp_path / "bf16.json"
     run = runner.invoke(app, ["run", "--pair", "micro", "--methods", "portllm", "--tasks", "tiny_knowledge",
                               "--set", "steps=5", "--set", "batch_size=8", "--precision", "bf16", "--limit", "8",

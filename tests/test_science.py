@@ -116,7 +116,7 @@ def test_diagnose_command_with_portllm_check(micro_pair, tmp_path):
 
 
 def test_diagnose_finds_the_references_modules_in_whichever_precision_they_trained(micro_pair):
-    # `--precision auto` trains in bf16 on a CPU whose probe prefers it, and the precision is part of the key
+    # a bf16 run (`--precision bf16`, or auto on a real pair whose probe prefers it) keys its modules by precision
     from bench.core.store import cache_dir
     from bench.engine.protocol import build_method, module_key
     from bench.models.training import TrainOptions

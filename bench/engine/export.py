@@ -62,8 +62,8 @@ def export_cell(results_path: Path, spec: str, out: Path) -> tuple[str, str]:
     if method.recipe.peft == "adapter":
         raise BenchError("bottleneck adapters (--peft adapter) are the harness's own module: lm-eval cannot load them")
     source = module_source(method, overrides, pair, task)
-    # The precision the cell trained and was scored in (`--precision auto` picks bf16 on some CPUs): part of the
-    # module's key, and the dtype the landed model is built and scored in.
+    # The precision the cell trained and was scored in (bf16 where asked, or auto on a real pair whose CPU probe
+    # prefers it): part of the module's key, and the dtype the landed model is built and scored in.
     precision = cell.get("precision", "fp32")
     options = TrainOptions(precision=precision)
     module_dir, _ = train_module(source, pair, task, seed, overrides, options)  # cached (retrained if missing)

@@ -211,7 +211,8 @@ def portllm_check(new_dir: Path, old_module: Path, new_module: Path) -> list[dic
 
 def cached_module(method_name: str, pair, task, seed: int) -> Path | None:
     """The cached module of (method, task, seed) if it was trained already, in whichever precision `bench run`
-    trained it (`--precision auto` picks bf16 on some CPUs, and the precision is part of the key); never trains."""
+    trained it (bf16 where asked, or auto on a real pair whose CPU probe prefers it; the precision is part of the
+    key); never trains."""
     method = build_method(method_name, None, pair, task)
     for precision in DTYPES:  # fp32 first
         path = cache_dir() / "modules" / module_key(method, pair, task, seed, options=TrainOptions(precision=precision))
