@@ -287,16 +287,13 @@ def run(
                                       for m in method_names):
         raise BenchError("vLLM cannot serve bottleneck adapters (extra sub-layers no merge expresses); "
                          "use --eval-backend hf with --peft adapter")
-    width = the_pair.dims[0] if the_pair.dims else None  # the CPU probe's matmul size (bench/models/precision.py)
-    options = TrainOptions(precision=resolve_precision(precision, width=width, cpu_auto=the_pair.cpu_precision),
+    options = TrainOptions(precision=pair_precision(precision, the_pair),
                            micro_batch=parse_micro_batch(micro_batch), gradient_checkpointing=gradient_checkpointing,
                            group_by_length=group_by_length)
     for name in method_names:  # every method's batch on every task, before anything runs
         for task_obj in task_objs:
             check_micro_batch(options.micro_batch, build_method(name, overrides, the_pair, task_obj).recipe.batch_size)
-    if tuned is None and not TUNED_DIR.is_dir():
-        no_tuned = True  # nothing tuned ships for any pair yet
-    task_overrides = {} if no_tuned else tuned_for(tuned or TUNED_DIR, the_pair, method_names, task_objs)
+    task_overrides = tuned_recipes(tuned, no_tuned, the_pair, method_names, task_objs)
     default_out = out is None
     safe_name = re.sub(r"[^A-Za-z0-9._-]+", "_", the_pair.name)  # `--pair org/a,org/b` names no folders
     out = out or Path("results") / f"{safe_name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.json"
@@ -346,6 +343,19 @@ def _worker_counts(workers: int | None, pair, methods: list[str], tasks: list, s
     return auto_workers(worker_bytes is not None, training_steps=steps, worker_bytes=worker_bytes)
 
 
+def pair_precision(requested: str, pair) -> str:
+    """--precision made concrete for this pair on this machine (run and tune resolve it alike)."""
+    width = pair.dims[0] if pair.dims else None  # the CPU probe's matmul size (bench/models/precision.py)
+    return resolve_precision(requested, width=width, cpu_auto=pair.cpu_precision)
+
+
+def tuned_recipes(tuned: Path | None, no_tuned: bool, pair, method_names: list[str], task_objs: list) -> dict:
+    """What --tuned / --no-tuned select: {task: {"METHOD.option": value}} (empty: the methods' defaults)."""
+    if no_tuned or (tuned is None and not TUNED_DIR.is_dir()):  # (a wheel without tuned recipes)
+        return {}
+    return tuned_for(tuned or TUNED_DIR, pair, method_names, task_objs)
+
+
 def tuned_for(root: Path, pair, method_names: list[str], task_objs: list) -> dict[str, dict]:
     """The tuned recipes of this run's methods and tasks: {task: {"METHOD.option": value}}."""
     found = tuned_overrides(root, pair.name, set(METHODS.names()), set(PAIRS.names()))
@@ -376,6 +386,8 @@ def tune(
                                            "<method>.<task>.trials.csv.")] = TUNED_DIR,
     reselect: Annotated[bool, typer.Option("--reselect", help="Choose again from the committed trial table by the "
                                                               "current selection rule; trains nothing.")] = False,
+    precision: Annotated[str, typer.Option(help="As bench run's --precision (auto resolves the same way), so trials "
+                                                "train in the precision the tuned recipe will run in.")] = "auto",
 ):
     """Search a method's lr, steps and own knobs (seeded Optuna TPE) on a validation split of the task's training
     data, on the base the method trains on; store the chosen recipe (the default unless a trial beats it by more
@@ -392,13 +404,14 @@ def tune(
     overrides = collect_overrides(set_, config, [method])
     knob_list = [k.strip() for k in knobs.split(",") if k.strip()] if knobs is not None else None
     check_tunable(method, knob_list)
+    resolved = pair_precision(precision, the_pair)
     path = recipe_file(out, the_pair.name, method)
     existing = check_tuned_file(path, the_pair.name, method)  # unreadable or unwritable: fail before any trial
     with sigterm_as_interrupt():
-        found = run_tune(method, the_pair, the_task, trials, seed, knob_list, overrides, train_seeds)
+        found = run_tune(method, the_pair, the_task, trials, seed, knob_list, overrides, train_seeds, resolved)
     command = (f"bench tune --method {method} --pair {the_pair.name} --task {task} --trials {trials} --seed {seed}"
                + (f" --train-seeds {train_seeds}" if train_seeds != 1 else "") + (f" --knobs {knobs}" if knobs else "")
-               + "".join(f" --set {s}" for s in set_))
+               + "".join(f" --set {s}" for s in set_) + (f" --precision {precision}" if precision != "auto" else ""))
     from tabulate import tabulate
 
     typer.echo(tabulate(found["trials"], "keys", tablefmt="github", floatfmt=".4g"))
@@ -649,12 +662,16 @@ def diagnose(
                                                      "or built-in math/code/prose).")] = None,
     out: Annotated[Path | None, typer.Option(help="Directory for diagnose.json, diagnose.md and diagnose.png.")] = None,
     offline: Annotated[bool, typer.Option(help="Never contact the hub.")] = False,
+    tuned: Annotated[Path | None, typer.Option(help="Tuned recipes the run used (as bench run's --tuned).")] = None,
+    no_tuned: Annotated[bool, typer.Option("--no-tuned", help="The modules of a --no-tuned run.")] = False,
 ):
     """Update anatomy per layer: attention vs FFN weight change, activation similarity, PortLLM's Table 1 check."""
     apply_environment(offline, None)
 
     the_pair = get_pair(pair)
-    report_data = run_diagnose(the_pair, _task_objects(the_pair, tasks), parse_seeds(seeds), probes)
+    task_objs = _task_objects(the_pair, tasks)
+    task_overrides = tuned_recipes(tuned, no_tuned, the_pair, ["finetune_old", "finetune_new"], task_objs)
+    report_data = run_diagnose(the_pair, task_objs, parse_seeds(seeds), probes, task_overrides)
     text = tables(report_data)
     typer.echo(text, nl=False)
     if out is not None:

@@ -115,6 +115,21 @@ def test_diagnose_command_with_portllm_check(micro_pair, tmp_path):
     assert (out / "diagnose.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_diagnose_checks_the_modules_a_tuned_run_trained(micro_pair, tmp_path):
+    """bench run applies tuned recipes by default; diagnose must look for those modules, not the defaults'."""
+    tuned = tmp_path / "tuned"
+    for method in ("finetune_old", "finetune_new"):
+        invoke(["tune", "--pair", "micro", "--method", method, "--task", "tiny_knowledge", "--trials", "1",
+                "--knobs", "lr", "--set", "steps=4", "--set", "batch_size=4", "--out", str(tuned)])
+    seed = "7"  # a seed no other test trains with the default recipes
+    invoke(["run", "--pair", "micro", "--methods", "finetune_old,finetune_new", "--tasks", "tiny_knowledge",
+            "--seeds", seed, "--limit", "4", "--tuned", str(tuned), "--out", str(tmp_path / "run.json")])
+    for args, checks in ((["--tuned", str(tuned)], 1), (["--no-tuned"], 0)):
+        out = tmp_path / f"diagnose-{checks}"
+        invoke(["diagnose", "--pair", "micro", "--tasks", "tiny_knowledge", "--seeds", seed, "--out", str(out), *args])
+        assert len(json.loads((out / "diagnose.json").read_text())["portllm"]) == checks
+
+
 def test_diagnose_finds_the_references_modules_in_whichever_precision_they_trained(micro_pair):
     # a bf16 run (`--precision bf16`, or auto on a real pair whose probe prefers it) keys its modules by precision
     from bench.core.store import cache_dir

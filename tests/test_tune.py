@@ -122,6 +122,29 @@ def test_trial_0_is_the_default_recipe_and_a_trial_scores_its_seeds_mean(micro_p
     assert bad.exit_code == 2 and "--train-seeds must be a positive" in bad.stderr
 
 
+def test_trials_train_and_score_in_the_precision_bench_run_would_use(micro_pair, tmp_path):
+    """A recipe tuned in fp32 and run in bf16 was chosen for another computation: tune resolves --precision as run
+    does (auto pins the tiny pairs to fp32) and records what it tuned in."""
+    import csv
+
+    def trial_modules(precision_args):
+        result = tune(tmp_path / precision_args[-1], "--method", "finetune_old", "--task", "tiny_knowledge",
+                      "--trials", "1", "--knobs", "lr", *FAST, *precision_args)
+        assert result.exit_code == 0, result.output
+        folder = tmp_path / precision_args[-1] / "tuned" / "micro"
+        entry = yaml.safe_load((folder / "finetune_old.yaml").read_text())["tasks"]["tiny_knowledge"]
+        row, = csv.DictReader((folder / "finetune_old.tiny_knowledge.trials.csv").open())
+        meta = json.loads((Store().root / "modules" / row["module"] / "module.json").read_text())
+        return entry, meta
+
+    entry, meta = trial_modules(["--precision", "bf16"])
+    assert meta["options"]["precision"] == "bf16" and entry["search"]["precision"] == "bf16"
+    assert "--precision bf16" in entry["command"]
+    entry, meta = trial_modules(["--precision", "auto"])
+    assert meta["options"]["precision"] == "fp32" and entry["search"]["precision"] == "fp32"
+    assert "--precision" not in entry["command"]
+
+
 def write(path, text):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
@@ -136,6 +159,8 @@ def write(path, text):
     (["--method", "trans_peft", "--task", "gsm8k_metamath", "--trials", "2"], "carves no validation split"),
     (["--method", "trans_pft", "--task", "tiny_arith", "--trials", "2"], "did you mean 'trans_peft'"),
     (["--method", "trans_peft", "--task", "tiny_arith"], "--trials is required"),
+    (["--method", "trans_peft", "--task", "tiny_arith", "--trials", "2", "--precision", "fp8"],
+     "--precision must be one of"),
     (["--method", "trans_peft", "--task", "tiny_arith", "--reselect"], "no tuned recipe for tiny_arith"),
 ])
 def test_bad_tune_input_is_one_line_exit_2_and_overwrites_nothing(tmp_path, args, message):

@@ -209,13 +209,14 @@ def portllm_check(new_dir: Path, old_module: Path, new_module: Path) -> list[dic
     return rows
 
 
-def cached_module(method_name: str, pair, task, seed: int) -> Path | None:
-    """The cached module of (method, task, seed) if it was trained already, in whichever precision `bench run`
-    trained it (bf16 where asked, or auto on a real pair whose CPU probe prefers it; the precision is part of the
-    key); never trains."""
-    method = build_method(method_name, None, pair, task)
+def cached_module(method_name: str, pair, task, seed: int, overrides: dict | None = None) -> Path | None:
+    """The cached module of (method, task, seed) if it was trained already, with the recipe `bench run` trained it
+    with (`overrides`: its tuned recipe, "METHOD.option" keys) and in whichever precision (bf16 where asked, or
+    auto on a real pair whose CPU probe prefers it; the precision is part of the key); never trains."""
+    method = build_method(method_name, overrides, pair, task)
     for precision in DTYPES:  # fp32 first
-        path = cache_dir() / "modules" / module_key(method, pair, task, seed, options=TrainOptions(precision=precision))
+        options = TrainOptions(precision=precision)
+        path = cache_dir() / "modules" / module_key(method, pair, task, seed, overrides, options)
         if (path / "adapter_model.safetensors").exists():
             return path
     return None
@@ -223,7 +224,10 @@ def cached_module(method_name: str, pair, task, seed: int) -> Path | None:
 
 # ---- the command ----------------------------------------------------------------------------------
 
-def diagnose(pair, tasks: list, seeds: list[int], probe_file: Path | None = None) -> dict:
+def diagnose(pair, tasks: list, seeds: list[int], probe_file: Path | None = None,
+             task_overrides: dict[str, dict] | None = None) -> dict:
+    """task_overrides: the tuned recipes `bench run` applies ({task: {"METHOD.option": value}}), so the Table 1
+    check finds the leaderboard's finetune_old / finetune_new modules, not modules of the methods' defaults."""
 
     report = {"kind": "diagnose", "pair": pair.name,
               "versions": {"old": pair.version_id("old"), "new": pair.version_id("new")},
@@ -239,8 +243,9 @@ def diagnose(pair, tasks: list, seeds: list[int], probe_file: Path | None = None
     checks = []
     for task in tasks:
         for seed in seeds:
-            old_module = cached_module("finetune_old", pair, task, seed)
-            new_module = cached_module("finetune_new", pair, task, seed)
+            recipes = (task_overrides or {}).get(task.name)
+            old_module = cached_module("finetune_old", pair, task, seed, recipes)
+            new_module = cached_module("finetune_new", pair, task, seed, recipes)
             if old_module and new_module:
                 checks.append({"task": task.name, "seed": seed,
                                "matrices": portllm_check(Path(pair.base_dir("new")), old_module, new_module)})

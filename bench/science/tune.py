@@ -140,12 +140,16 @@ def plain(value):
 
 
 def tune(method: str, pair, task, trials: int, seed: int, knobs: list[str] | None = None,
-         overrides: dict | None = None, train_seeds: int = 1) -> dict:
+         overrides: dict | None = None, train_seeds: int = 1, precision: str = "fp32") -> dict:
     """Run the search; returns the best recipe, its validation score and one row per trial.
 
     A trial's score is its mean validation score over `train_seeds` trainings (seeds seed, seed+1, ...): on one seed,
-    picking the best of K noisy scores picks a lucky seed as often as a good recipe (the winner's curse)."""
+    picking the best of K noisy scores picks a lucky seed as often as a good recipe (the winner's curse).
+    `precision` (resolved, as `bench run` resolves it): trials train and score in the precision the recipe will
+    run in, so a recipe is not chosen in fp32 for a bf16 run."""
     import optuna
+
+    from bench.models.training import TrainOptions
 
     check_search_size(trials, train_seeds)
     knobs = check_tunable(method, knobs)
@@ -154,6 +158,7 @@ def tune(method: str, pair, task, trials: int, seed: int, knobs: list[str] | Non
     base = build_method(method, {f"{method}.{k}": v for k, v in fixed.items()}, pair, task)
     budget = step_budget(base, validation, pair)
     space = search_space(base, budget, knobs, validation.recipe_layers(method)[0].get("targets"))
+    options = TrainOptions(precision=precision)
     rows = []
 
     def objective(trial) -> float:
@@ -165,8 +170,8 @@ def tune(method: str, pair, task, trials: int, seed: int, knobs: list[str] | Non
         built = build_method(method, scoped, pair, task)
         scores, walls, modules = [], [], []
         for train_seed in range(seed, seed + train_seeds):
-            module_dir, meta = train_module(built, pair, validation, train_seed, scoped)
-            score = source_evaluation(built, pair, validation, module_dir, None)["score"]
+            module_dir, meta = train_module(built, pair, validation, train_seed, scoped, options)
+            score = source_evaluation(built, pair, validation, module_dir, None, precision)["score"]
             scores.append(score["score"])
             walls.append(meta["cost"]["wall_s"])
             modules.append(module_dir.name)
@@ -188,7 +193,7 @@ def tune(method: str, pair, task, trials: int, seed: int, knobs: list[str] | Non
             "selection": selection,
             "tuned_on": f"{base.trains_on} ({pair.version_id(base.trains_on)})",
             "search": {"trials": trials, "sampler": f"optuna TPE, seed {seed}, trial 0 = the default recipe",
-                       "train_seed": seed, "train_seeds": train_seeds,
+                       "train_seed": seed, "train_seeds": train_seeds, "precision": precision,
                        "space": {k: plain(v[1] if v[0] == "choice" else v[1:]) for k, v in space.items()},
                        "fixed": plain(fixed)},
             "trials": rows}
