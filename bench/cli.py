@@ -624,6 +624,9 @@ def sweep_update(
     workers: Annotated[str, typer.Option(help=WORKERS_HELP)] = "auto",
     set_: Annotated[list[str], typer.Option("--set", help="Recipe override KEY=VALUE or METHOD.KEY=VALUE, "
                                                       "for every point (as bench run's).")] = [],  # noqa: B006
+    tuned: Annotated[Path | None, typer.Option(help="Tuned recipes of the pair (as bench run's --tuned; "
+                                                    "tasks/recipes/tuned for the package's) for every point, "
+                                                    "under --set. Default: the methods' own recipes.")] = None,
 ):
     """Score vs update size: a family of v1s of growing severity, every method on each, plotted with error bars."""
 
@@ -635,12 +638,13 @@ def sweep_update(
     check_limit(limit)
     worker_count = parse_workers(workers)
     overrides = collect_overrides(set_, None, method_names)
+    task_overrides = tuned_recipes(tuned, tuned is None, the_pair, method_names, task_objs)
     out = _fresh_dir(out, f"sweep-update-{pair}-{kind}")
     with generated_code_policy(task_objs, allow_unsafe_code):
         executor = LocalExecutor(*_worker_counts(worker_count, the_pair, method_names, task_objs, seed_list,
-                                                 overrides))
+                                                 overrides, task_overrides=task_overrides))
         summary = run_sweep(the_pair, kind, severities, method_names, task_objs, seed_list, out, limit, executor,
-                            overrides)
+                            overrides, task_overrides)
     from tabulate import tabulate
 
     rows = [[f"x{p['severity']:g}", p["steps"], f"{p['weight_change']['attention']:.4f}",

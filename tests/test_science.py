@@ -66,6 +66,27 @@ def test_sweep_update_measures_growing_change(micro_pair, tmp_path):
     assert {f.name: f.read_bytes() for f in out.iterdir()} == before
 
 
+def test_sweep_update_trains_with_tuned_recipes_when_asked(micro_pair, tmp_path):
+    tuned = tmp_path / "tuned"
+    invoke(["tune", "--pair", "micro", "--method", "finetune_new", "--task", "tiny_knowledge", "--trials", "1",
+            "--knobs", "lr", "--set", "steps=6", "--set", "batch_size=4", "--out", str(tuned)])
+    out = tmp_path / "sweep"
+    args = ["sweep-update", "--pair", "micro", "--kind", "full", "--severity", "0,1", "--methods", "finetune_new",
+            "--tasks", "tiny_knowledge", "--seeds", "0", "--limit", "4", "--out", str(out)]
+    invoke([*args, "--tuned", str(tuned)])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["tuned_recipes"]["tiny_knowledge"]["finetune_new.steps"] == 6
+    for point in summary["points"]:
+        results = json.loads((out / point["results"]).read_text())
+        assert results["tuned_recipes"] == summary["tuned_recipes"]
+        assert [c["recipe"]["steps"] for c in results["cells"]] == [6]  # the tuned value, not the task's budget
+    # the same --out without them: other recipes, so nothing is reused or overwritten
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "exists with other tuned recipes" in result.output, result.output
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+
+
 def test_sweep_update_bad_input(tmp_path):
     for args, message in [(["--severity", "1,-2"], "negative"), (["--kind", "partial"], "--kind"),
                           (["--pair", "qwen2-qwen2.5"], "not one"), (["--severity", "a"], "numbers")]:

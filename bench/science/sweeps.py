@@ -50,8 +50,10 @@ def summarize(scores: list[dict]) -> dict:
 
 
 def run_point(methods: list[str], pair, tasks: list, seeds: list[int], overrides: dict, limit, path: Path,
-              extra: dict, executor=None) -> list[dict]:
-    """Run (or reuse) one point's grid and write its results file; returns its cells as dicts."""
+              extra: dict, executor=None, task_overrides: dict | None = None) -> list[dict]:
+    """Run (or reuse) one point's grid and write its results file; returns its cells as dicts. task_overrides:
+    tuned recipes ({task: {"METHOD.option": value}}), under `overrides` as bench run layers them."""
+    tuned = task_overrides or {}
     wanted = {(m, t.name, s) for m in methods for t in tasks for s in seeds}
     if path.exists():  # a finished point from an earlier run: reuse it if it holds exactly these cells
         done = read_json(path)
@@ -60,9 +62,12 @@ def run_point(methods: list[str], pair, tasks: list, seeds: list[int], overrides
         if (done.get("overrides") or {}) != overrides:  # (another --set: its cells answer another question)
             raise BenchError(f"{path} exists with other recipe overrides ({done.get('overrides') or {}}, not "
                              f"{overrides}); pass another --out to keep both")
+        if (done.get("tuned_recipes") or {}) != tuned:
+            raise BenchError(f"{path} exists with other tuned recipes; pass another --out to keep both")
         return done["cells"]
-    cells = run_grid(methods, pair, tasks, seeds, overrides, limit, executor)
-    write_results(cells, pair, path, {"overrides": overrides, "limit": limit, **extra})
+    cells = run_grid(methods, pair, tasks, seeds, overrides, limit, executor, task_overrides=tuned)
+    write_results(cells, pair, path, {"overrides": overrides, "limit": limit, **extra}
+                  | ({"tuned_recipes": tuned} if tuned else {}))
     return read_json(path)["cells"]
 
 
@@ -87,8 +92,10 @@ def update_family(pair, kind: str, severities: list[float]) -> list[tuple[float,
 
 
 def sweep_update(pair, kind: str, severities: list[float], methods: list[str], tasks: list, seeds: list[int],
-                 out: Path, limit: int | None = None, executor=None, overrides: dict | None = None) -> dict:
-    """overrides: recipe values every point trains with (`--set`)."""
+                 out: Path, limit: int | None = None, executor=None, overrides: dict | None = None,
+                 task_overrides: dict | None = None) -> dict:
+    """overrides: recipe values every point trains with (`--set`); task_overrides: tuned recipes (`--tuned`: the
+    base pair's, tuned on the v0 every point shares), under them."""
     overrides = dict(overrides or {})
     family = update_family(pair, kind, severities)  # a bad --kind or pair fails before the output directory exists
     for method in methods:  # as is a bad --set
@@ -99,7 +106,7 @@ def sweep_update(pair, kind: str, severities: list[float], methods: list[str], t
         change = weight_change(Path(point_pair.base_dir("old")), Path(point_pair.base_dir("new")))
         path = out / f"{point_pair.name}.json"
         cells = run_point(methods, point_pair, tasks, seeds, overrides, limit, path,
-                          {"severity": severity, "weight_change": change}, executor)
+                          {"severity": severity, "weight_change": change}, executor, task_overrides)
         update = point_pair.spec.update
         points.append({"severity": severity, "pair": point_pair.name, "steps": update.steps, "lr": update.lr,
                        "results": path.name, "weight_change": change,
@@ -107,6 +114,8 @@ def sweep_update(pair, kind: str, severities: list[float], methods: list[str], t
     summary = {"kind": "sweep-update", "pair": pair.name, "update_kind": kind, "methods": methods,
                "tasks": [t.name for t in tasks], "seeds": seeds, "points": points,
                "severity": "S x the pair's update steps at the pair's lr", "overrides": overrides}
+    if task_overrides:
+        summary["tuned_recipes"] = task_overrides
     write_json_atomic(out / "summary.json", summary)
     plot_update_sweep(summary, out / "severity.png")
     return summary
