@@ -638,7 +638,7 @@ def sweep_update(
     check_limit(limit)
     worker_count = parse_workers(workers)
     overrides = collect_overrides(set_, None, method_names)
-    task_overrides = tuned_recipes(tuned, tuned is None, the_pair, method_names, task_objs)
+    task_overrides = tuned_recipes(tuned, tuned is None, the_pair, method_names, task_objs)  # opt-in, see --tuned
     out = _fresh_dir(out, f"sweep-update-{pair}-{kind}")
     with generated_code_policy(task_objs, allow_unsafe_code):
         executor = LocalExecutor(*_worker_counts(worker_count, the_pair, method_names, task_objs, seed_list,

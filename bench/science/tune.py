@@ -30,6 +30,7 @@ from pathlib import Path
 from bench.core.errors import BenchError
 from bench.core.options import parse_value
 from bench.engine.protocol import build_method, source_evaluation, train_module
+from bench.models.training import TrainOptions
 from methods import METHODS
 from tasks.recipes import read_recipe_file, write_recipe_file
 
@@ -148,8 +149,6 @@ def tune(method: str, pair, task, trials: int, seed: int, knobs: list[str] | Non
     `precision` (resolved, as `bench run` resolves it): trials train and score in the precision the recipe will
     run in, so a recipe is not chosen in fp32 for a bf16 run."""
     import optuna
-
-    from bench.models.training import TrainOptions
 
     check_search_size(trials, train_seeds)
     knobs = check_tunable(method, knobs)
