@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -204,9 +205,14 @@ def test_bad_recipe_files_are_one_line_exit_2(micro_pair, tmp_path, files, messa
     assert not out.exists()
 
 
-def test_the_shipped_tuned_recipes_are_valid_and_equal_budget():
-    """Every shipped pair's folder tunes the four trained methods on the same tasks with the same trials, each on the
-    base it trains on, and each recipe is the best row of its committed trial table."""
+TWELVE_TRIALS = Path(__file__).resolve().parents[1] / "results" / "science" / "tuning-12-trials" / "recipes"
+
+
+@pytest.mark.parametrize("tuned_dir", [None, TWELVE_TRIALS], ids=["shipped", "12-trials"])
+def test_the_shipped_tuned_recipes_are_valid_and_equal_budget(tuned_dir):
+    """Every shipped pair's folder (and the 12-trial searches' folder, README "Twelve trials") tunes the four trained
+    methods on the same tasks with the same trials, each on the base it trains on, and each recipe is the best row of
+    its committed trial table."""
     import csv
 
     from bench.cli import tuned_for
@@ -214,10 +220,11 @@ def test_the_shipped_tuned_recipes_are_valid_and_equal_budget():
     from methods import METHODS
     from tasks.recipes import TUNED_DIR, read_recipe_file
 
+    tuned_dir = tuned_dir or TUNED_DIR
     trained = ["finetune_old", "finetune_new", "portllm", "trans_peft"]
-    for folder in (p for p in TUNED_DIR.iterdir() if p.is_dir()) if TUNED_DIR.is_dir() else []:
+    for folder in (p for p in tuned_dir.iterdir() if p.is_dir()) if tuned_dir.is_dir() else []:
         pair = PAIRS.get(folder.name)
-        tuned_for(TUNED_DIR, pair, trained, [TASKS.get(t)() for t in TINY_TASKS])  # loads; equal trials per task
+        tuned_for(tuned_dir, pair, trained, [TASKS.get(t)() for t in TINY_TASKS])  # loads; equal trials per task
         files = {m: read_recipe_file(folder / f"{m}.yaml") for m in trained}
         assert len({tuple(sorted(f["tasks"])) for f in files.values()}) == 1  # the same tasks for every method
         assert len({e["search"].get("train_seeds", 1) for f in files.values() for e in f["tasks"].values()}) == 1
